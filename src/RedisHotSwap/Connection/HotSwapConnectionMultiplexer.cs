@@ -1,0 +1,287 @@
+using Microsoft.Extensions.Logging;
+using RedisHotSwap.Configuration;
+using RedisHotSwap.Forwarding;
+using RedisHotSwap.Telemetry;
+using StackExchange.Redis;
+using StackExchange.Redis.Maintenance;
+
+namespace RedisHotSwap.Connection;
+
+/// <summary>
+/// The <see cref="IConnectionMultiplexer"/> applications resolve: it holds one live connection (a route) and moves
+/// all traffic to a new one on a switch. Members not written here are generated and go to the active route.
+/// </summary>
+/// <remarks>
+/// A switch is warm, then swap, then drain: the new route is connected and answers PING, the application's
+/// subscriptions are made on it, one reference swap sends new commands to it, and the old route finishes what it
+/// has in flight before it is closed. Commands that raced the swap and could not be sent on the old route are
+/// replayed on the new one (see <see cref="Replay"/>).
+/// </remarks>
+[GenerateForwarding(typeof(IConnectionMultiplexer))]
+internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnectionMultiplexer>, IConnectionMultiplexer, IHotSwapController
+{
+    private const int CachedDatabases = 16;
+
+    private readonly SemaphoreSlim switchGate = new(1, 1);
+    private readonly SwappableDatabase?[] databases = new SwappableDatabase?[CachedDatabases + 1];
+    private readonly SwappableSubscriber subscriber;
+    private readonly ILoggerFactory loggerFactory;
+    private readonly TimeProvider time;
+    private volatile HotSwapRoute active;
+    private RedisHotSwapOptions options;
+    private long generation;
+    private int disposed;
+    private IAsyncDisposable? trigger;
+
+    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, HotSwapTelemetryFactory telemetry, ILoggerFactory loggerFactory, TimeProvider time)
+    {
+        active = initial;
+        this.options = options;
+        this.loggerFactory = loggerFactory;
+        this.time = time;
+        Logger = loggerFactory.CreateLogger("RedisHotSwap");
+        Telemetry = telemetry(() => active.Side);
+        Subscriptions = new SubscriptionRegistry(Logger);
+        subscriber = new SwappableSubscriber(this, asyncState: null);
+        AttachEvents(initial);
+    }
+
+    /// <inheritdoc/>
+    public event EventHandler<RedisSwitchedEventArgs>? Switched;
+
+    /// <inheritdoc/>
+    public event EventHandler<RedisErrorEventArgs>? ErrorMessage;
+
+    /// <inheritdoc/>
+    public event EventHandler<ConnectionFailedEventArgs>? ConnectionFailed;
+
+    /// <inheritdoc/>
+    public event EventHandler<InternalErrorEventArgs>? InternalError;
+
+    /// <inheritdoc/>
+    public event EventHandler<ConnectionFailedEventArgs>? ConnectionRestored;
+
+    /// <inheritdoc/>
+    public event EventHandler<EndPointEventArgs>? ConfigurationChanged;
+
+    /// <inheritdoc/>
+    public event EventHandler<EndPointEventArgs>? ConfigurationChangedBroadcast;
+
+    /// <inheritdoc/>
+    public event EventHandler<ServerMaintenanceEvent>? ServerMaintenanceEvent;
+
+    /// <inheritdoc/>
+    public event EventHandler<HashSlotMovedEventArgs>? HashSlotMoved;
+
+    public RedisSide ActiveSide => active.Side;
+
+    public long Generation => Interlocked.Read(ref generation);
+
+    internal HotSwapRoute ActiveRoute => active;
+
+    internal HotSwapTelemetry Telemetry { get; }
+
+    internal ILogger Logger { get; }
+
+    internal SubscriptionRegistry Subscriptions { get; }
+
+    /// <summary>The options switches use (drain timeout, writes to a replica); replaced by the trigger on a valid reload.</summary>
+    internal RedisHotSwapOptions Options
+    {
+        get => Volatile.Read(ref options);
+        set => Volatile.Write(ref options, value);
+    }
+
+    private protected override HotSwapConnectionMultiplexer Owner => this;
+
+    internal static async Task<HotSwapConnectionMultiplexer> ConnectAsync(
+        RedisSide side,
+        RedisHotSwapOptions options,
+        HotSwapTelemetryFactory telemetry,
+        ILoggerFactory loggerFactory,
+        TimeProvider time,
+        CancellationToken cancellationToken = default)
+    {
+        var logger = loggerFactory.CreateLogger("RedisHotSwap");
+        var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, loggerFactory, logger, cancellationToken)
+            .ConfigureAwait(false);
+        return new HotSwapConnectionMultiplexer(route, options, telemetry, loggerFactory, time);
+    }
+
+    /// <summary>Hands over what decides switches (the trigger), to be stopped before the connection closes.</summary>
+    internal void AttachTrigger(IAsyncDisposable value) => trigger = value;
+
+    public Task<bool> SwitchToAsync(RedisSide side, CancellationToken cancellationToken = default) =>
+        SwitchToAsync(side, "requested by code", cancellationToken);
+
+    /// <summary>Moves traffic to <paramref name="side"/>, or reconnects it when its configuration string changed.</summary>
+    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = Options;
+            var configuration = current.ConfigurationFor(side);
+            var old = active;
+            if (old.Side == side && old.Configuration == configuration)
+            {
+                return false;
+            }
+
+            var started = time.GetTimestamp();
+            Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
+            var next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, loggerFactory, Logger, cancellationToken)
+                .ConfigureAwait(false);
+            try
+            {
+                // Warm: the new side listens on every channel before it takes any traffic (at-least-once across the switch).
+                await SubscribeAllAsync(next).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                await next.DisposeAsync().ConfigureAwait(false);
+                throw new RedisHotSwapException(
+                    $"{side} ({next.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
+            }
+
+            AttachEvents(next);
+
+            old.MarkRetiring();
+            active = next;
+            var count = Interlocked.Increment(ref generation);
+
+            // Channels subscribed while the first pass ran.
+            await SubscribeAllAsync(next).ConfigureAwait(false);
+            var elapsed = time.GetElapsedTime(started);
+            Telemetry.Switched(side, elapsed);
+            Log.Switched(Logger, side, elapsed.TotalMilliseconds);
+            RaiseSwitched(new RedisSwitchedEventArgs(old.Side, side, count, elapsed, reason));
+
+            await old.CloseSubscriptionsAsync().ConfigureAwait(false);
+            await old.DrainAndCloseAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            switchGate.Release();
+        }
+    }
+
+    /// <summary>Subscribes the active route to <paramref name="channel"/>, following a switch that happens meanwhile.</summary>
+    internal async Task EnsureSubscribedAsync(RedisChannel channel, CommandFlags flags)
+    {
+        HotSwapRoute route;
+        do
+        {
+            route = active;
+            await route.EnsureSubscribedAsync(channel, Subscriptions, flags).ConfigureAwait(false);
+        }
+        while (!ReferenceEquals(route, active));
+    }
+
+    internal async Task ReleaseSubscriptionAsync(RedisChannel channel, CommandFlags flags)
+    {
+        HotSwapRoute route;
+        do
+        {
+            route = active;
+            await route.ReleaseAsync(channel, Subscriptions, flags).ConfigureAwait(false);
+        }
+        while (!ReferenceEquals(route, active));
+    }
+
+    IDatabase IConnectionMultiplexer.GetDatabase(int db, object? asyncState)
+    {
+        if (asyncState is not null || db < -1 || db >= CachedDatabases)
+        {
+            return new SwappableDatabase(this, db, asyncState);
+        }
+
+        ref var slot = ref databases[db + 1];
+        return Volatile.Read(ref slot) ?? Interlocked.CompareExchange(ref slot, new SwappableDatabase(this, db, null), null) ?? slot!;
+    }
+
+    ISubscriber IConnectionMultiplexer.GetSubscriber(object? asyncState) =>
+        asyncState is null ? subscriber : new SwappableSubscriber(this, asyncState);
+
+    public void Close(bool allowCommandsToComplete = true) => CloseAsync(allowCommandsToComplete).GetAwaiter().GetResult();
+
+    public async Task CloseAsync(bool allowCommandsToComplete = true)
+    {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (trigger is not null)
+        {
+            await trigger.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // A switch under way finishes first, so that no route is left open behind it.
+        await switchGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await active.DisposeAsync(allowCommandsToComplete).ConfigureAwait(false);
+            Telemetry.Dispose();
+        }
+        finally
+        {
+            switchGate.Release();
+        }
+    }
+
+    public void Dispose() => Close();
+
+    public async ValueTask DisposeAsync() => await CloseAsync().ConfigureAwait(false);
+
+    public override string ToString() => $"RedisHotSwap({active.Side}: {active.Endpoint})";
+
+    private protected override IConnectionMultiplexer Open(HotSwapRoute route) => route.Multiplexer;
+
+    private async Task SubscribeAllAsync(HotSwapRoute route)
+    {
+        foreach (var channel in Subscriptions.Channels)
+        {
+            await route.EnsureSubscribedAsync(channel, Subscriptions, CommandFlags.None).ConfigureAwait(false);
+        }
+    }
+
+    private void RaiseSwitched(RedisSwitchedEventArgs args)
+    {
+        try
+        {
+            Switched?.Invoke(this, args);
+        }
+        catch (Exception ex)
+        {
+            Log.SwitchedHandlerFailed(Logger, ex);
+        }
+    }
+
+    // The application subscribes once, to this object; events of a route reach it only while that route is active.
+    private void AttachEvents(HotSwapRoute route)
+    {
+        var m = route.Multiplexer;
+        m.ErrorMessage += (_, e) => Raise(ErrorMessage, route, e);
+        m.ConnectionFailed += (_, e) => Raise(ConnectionFailed, route, e);
+        m.InternalError += (_, e) => Raise(InternalError, route, e);
+        m.ConnectionRestored += (_, e) => Raise(ConnectionRestored, route, e);
+        m.ConfigurationChanged += (_, e) => Raise(ConfigurationChanged, route, e);
+        m.ConfigurationChangedBroadcast += (_, e) => Raise(ConfigurationChangedBroadcast, route, e);
+        m.ServerMaintenanceEvent += (_, e) => Raise(ServerMaintenanceEvent, route, e);
+        m.HashSlotMoved += (_, e) => Raise(HashSlotMoved, route, e);
+    }
+
+    private void Raise<T>(EventHandler<T>? handler, HotSwapRoute route, T args)
+    {
+        if (ReferenceEquals(route, active) && !route.IsRetiring)
+        {
+            handler?.Invoke(this, args);
+        }
+    }
+}
+
+/// <summary>Creates the telemetry of a multiplexer, given how to read its active side.</summary>
+internal delegate HotSwapTelemetry HotSwapTelemetryFactory(Func<RedisSide> activeSide);

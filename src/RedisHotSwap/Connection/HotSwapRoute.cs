@@ -1,0 +1,216 @@
+using Microsoft.Extensions.Logging;
+using RedisHotSwap.Configuration;
+using RedisHotSwap.Telemetry;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Connection;
+
+/// <summary>
+/// One live connection to one side: the multiplexer, the channels it is subscribed to on behalf of the
+/// application, and whether it is being retired.
+/// </summary>
+internal sealed class HotSwapRoute : IAsyncDisposable
+{
+    // StackExchange.Redis learns a server's role from HELLO and INFO replication, and then refuses to write to a
+    // replica whatever its replica-read-only setting. Without those two commands it takes the server for a primary.
+    private static readonly CommandMap WritableReplicaCommands = CommandMap.Create(["INFO", "HELLO"], available: false);
+
+    private readonly SemaphoreSlim subscriptionGate = new(1, 1);
+    private readonly HashSet<RedisChannel> channels = [];
+    private volatile bool retiring;
+    private bool subscriptionsClosed;
+
+    private HotSwapRoute(RedisSide side, string configuration, ConnectionMultiplexer multiplexer, bool writableReplica)
+    {
+        Side = side;
+        Configuration = configuration;
+        Multiplexer = multiplexer;
+        WritableReplica = writableReplica;
+    }
+
+    public RedisSide Side { get; }
+
+    /// <summary>The configuration string this route was made from; compared, never shown (it holds the password).</summary>
+    public string Configuration { get; }
+
+    public ConnectionMultiplexer Multiplexer { get; }
+
+    /// <summary>Whether the server was a replica when connected, and the connection was made able to write to it.</summary>
+    public bool WritableReplica { get; }
+
+    /// <summary>Set once traffic has moved away; commands that still land here and fail unsent are replayed.</summary>
+    public bool IsRetiring => retiring;
+
+    public string Endpoint => Redaction.Redact(Configuration);
+
+    /// <summary>Connects to a side and proves it answers before any traffic is sent to it.</summary>
+    public static async Task<HotSwapRoute> ConnectAsync(
+        RedisSide side,
+        string configuration,
+        bool allowWritesToReplica,
+        ILoggerFactory loggerFactory,
+        ILogger logger,
+        CancellationToken cancellationToken)
+    {
+        var options = ConfigurationOptions.Parse(configuration);
+        options.LoggerFactory ??= loggerFactory;
+        var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
+        var writableReplica = false;
+
+        var server = multiplexer.GetServers().FirstOrDefault(s => s.IsConnected);
+        if (allowWritesToReplica && server is { IsReplica: true })
+        {
+            if (await IsReadOnlyReplicaAsync(multiplexer).ConfigureAwait(false))
+            {
+                Log.ReadOnlyReplica(logger, side);
+            }
+
+            var writable = options.Clone();
+            writable.CommandMap = WritableReplicaCommands;
+            writable.DefaultVersion = server.Version; // it can no longer ask the server
+            await multiplexer.DisposeAsync().ConfigureAwait(false);
+            multiplexer = await ConnectCheckedAsync(side, configuration, writable, cancellationToken).ConfigureAwait(false);
+            writableReplica = true;
+        }
+
+        Log.Connected(logger, side, Redaction.Redact(configuration), writableReplica ? " as a writable replica" : string.Empty);
+        return new HotSwapRoute(side, configuration, multiplexer, writableReplica);
+    }
+
+    public void MarkRetiring() => retiring = true;
+
+    /// <summary>Subscribes this route to <paramref name="channel"/> once, delivering to the registry's handlers.</summary>
+    public async Task EnsureSubscribedAsync(RedisChannel channel, SubscriptionRegistry registry, CommandFlags flags)
+    {
+        await subscriptionGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (subscriptionsClosed || !registry.Contains(channel) || !channels.Add(channel))
+            {
+                return;
+            }
+
+            try
+            {
+                await Multiplexer.GetSubscriber().SubscribeAsync(channel, registry.HandlerFor(channel), flags).ConfigureAwait(false);
+            }
+            catch
+            {
+                channels.Remove(channel);
+                throw;
+            }
+        }
+        finally
+        {
+            subscriptionGate.Release();
+        }
+    }
+
+    /// <summary>Drops this route's subscription to <paramref name="channel"/> when the registry no longer wants it.</summary>
+    public async Task ReleaseAsync(RedisChannel channel, SubscriptionRegistry registry, CommandFlags flags)
+    {
+        await subscriptionGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (registry.Contains(channel) || !channels.Remove(channel))
+            {
+                return;
+            }
+
+            await Multiplexer.GetSubscriber().UnsubscribeAsync(channel, handler: null, flags).ConfigureAwait(false);
+        }
+        finally
+        {
+            subscriptionGate.Release();
+        }
+    }
+
+    /// <summary>Unsubscribes every channel and refuses new subscriptions: nothing stays subscribed on a retired side.</summary>
+    public async Task CloseSubscriptionsAsync()
+    {
+        await subscriptionGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            subscriptionsClosed = true;
+            if (channels.Count > 0)
+            {
+                channels.Clear();
+                await Multiplexer.GetSubscriber().UnsubscribeAllAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            subscriptionGate.Release();
+        }
+    }
+
+    /// <summary>Waits for the commands in flight to complete (up to <paramref name="timeout"/>), then closes.</summary>
+    public async Task DrainAndCloseAsync(TimeSpan timeout, TimeProvider time, ILogger logger)
+    {
+        var started = time.GetTimestamp();
+        long outstanding;
+        while ((outstanding = Multiplexer.GetCounters().TotalOutstanding) > 0 && time.GetElapsedTime(started) < timeout)
+        {
+            // Polling, because StackExchange.Redis raises no event when its queues empty; a few ms is well below a drain.
+            await Task.Delay(TimeSpan.FromMilliseconds(5), time).ConfigureAwait(false);
+        }
+
+        if (outstanding > 0)
+        {
+            Log.DrainTimedOut(logger, Side, outstanding, timeout);
+        }
+
+        await DisposeAsync().ConfigureAwait(false);
+        Log.Retired(logger, Side, time.GetElapsedTime(started).TotalMilliseconds);
+    }
+
+    public ValueTask DisposeAsync() => DisposeAsync(allowCommandsToComplete: true);
+
+    public async ValueTask DisposeAsync(bool allowCommandsToComplete)
+    {
+        await Multiplexer.CloseAsync(allowCommandsToComplete).ConfigureAwait(false);
+        await Multiplexer.DisposeAsync().ConfigureAwait(false);
+        subscriptionGate.Dispose();
+    }
+
+    private static async Task<ConnectionMultiplexer> ConnectCheckedAsync(
+        RedisSide side, string configuration, ConfigurationOptions options, CancellationToken cancellationToken)
+    {
+        ConnectionMultiplexer? multiplexer = null;
+        try
+        {
+            multiplexer = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await multiplexer.GetDatabase().PingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            return multiplexer;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
+        {
+            if (multiplexer is not null)
+            {
+                await multiplexer.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+
+            throw new RedisHotSwapException(
+                $"{side} ({Redaction.Redact(configuration)}) did not answer: {Redaction.Scrub(ex.Message, configuration)}; check that it is running and that the credentials are right.");
+        }
+    }
+
+    private static async Task<bool> IsReadOnlyReplicaAsync(ConnectionMultiplexer multiplexer)
+    {
+        try
+        {
+            var reply = await multiplexer.GetDatabase().ExecuteAsync("CONFIG", "GET", "replica-read-only").ConfigureAwait(false);
+            var pair = (RedisResult[]?)reply;
+            return pair is { Length: 2 } && string.Equals((string?)pair[1], "yes", StringComparison.OrdinalIgnoreCase);
+        }
+        catch (Exception ex) when (ex is RedisException or RedisCommandException)
+        {
+            return false; // CONFIG needs admin mode, and providers may disable it; nothing to warn about then.
+        }
+    }
+}

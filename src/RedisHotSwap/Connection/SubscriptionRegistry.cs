@@ -1,0 +1,83 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using RedisHotSwap.Telemetry;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Connection;
+
+/// <summary>
+/// The application's pub/sub handlers, kept apart from any one connection so that a switch can subscribe the new
+/// connection to the same channels. Each connection subscribes once per channel and delivers here.
+/// </summary>
+internal sealed class SubscriptionRegistry(ILogger logger)
+{
+    private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>[]> handlers = new();
+    private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>> dispatchers = new();
+    private readonly Lock gate = new();
+
+    public IReadOnlyCollection<RedisChannel> Channels => handlers.Keys.ToArray();
+
+    public bool Contains(RedisChannel channel) => handlers.ContainsKey(channel);
+
+    public void Add(RedisChannel channel, Action<RedisChannel, RedisValue> handler)
+    {
+        lock (gate)
+        {
+            handlers[channel] = handlers.TryGetValue(channel, out var existing) ? [.. existing, handler] : [handler];
+        }
+    }
+
+    /// <summary>Removes one handler, or all of the channel's when <paramref name="handler"/> is null.</summary>
+    public void Remove(RedisChannel channel, Action<RedisChannel, RedisValue>? handler)
+    {
+        lock (gate)
+        {
+            if (!handlers.TryGetValue(channel, out var existing))
+            {
+                return;
+            }
+
+            var remaining = handler is null ? [] : existing.Where(h => h != handler).ToArray();
+            if (remaining.Length == 0)
+            {
+                handlers.TryRemove(channel, out _);
+            }
+            else
+            {
+                handlers[channel] = remaining;
+            }
+        }
+    }
+
+    public void Clear()
+    {
+        lock (gate)
+        {
+            handlers.Clear();
+        }
+    }
+
+    /// <summary>The one delegate every connection subscribes with for <paramref name="channel"/>.</summary>
+    public Action<RedisChannel, RedisValue> HandlerFor(RedisChannel channel) =>
+        dispatchers.GetOrAdd(channel, subscribed => (actual, message) => Dispatch(subscribed, actual, message));
+
+    private void Dispatch(RedisChannel subscribed, RedisChannel actual, RedisValue message)
+    {
+        if (!handlers.TryGetValue(subscribed, out var current))
+        {
+            return;
+        }
+
+        foreach (var handler in current)
+        {
+            try
+            {
+                handler(actual, message);
+            }
+            catch (Exception ex)
+            {
+                Log.HandlerFailed(logger, ex, subscribed.ToString());
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using RedisHotSwap.Connection;
+
+namespace RedisHotSwap.Forwarding;
+
+/// <summary>
+/// What the generated forwarding members of a swappable handle rely on: the handle on the active route, and the
+/// replay of a command that a retiring route could not send.
+/// </summary>
+internal abstract class Forwarder<TContract>
+    where TContract : class
+{
+    // The inner handle of the route it was opened on; replaced (one allocation) only after a switch.
+    private Lane? lane;
+
+    private protected abstract HotSwapConnectionMultiplexer Owner { get; }
+
+    /// <summary>Opens the inner handle on <paramref name="route"/>; called once per route.</summary>
+    private protected abstract TContract Open(HotSwapRoute route);
+
+    /// <summary>The handle on the active route; <paramref name="route"/> is the route it belongs to.</summary>
+    private protected TContract Current(out HotSwapRoute route)
+    {
+        route = Owner.ActiveRoute;
+        var current = lane;
+        if (current is null || !ReferenceEquals(current.Route, route))
+        {
+            current = new Lane(route, Open(route));
+            lane = current;
+        }
+
+        return current.Handle;
+    }
+
+    private protected bool ShouldReplay(Exception exception, HotSwapRoute route)
+    {
+        if (!route.IsRetiring || !Replay.IsUnsent(exception))
+        {
+            return false;
+        }
+
+        Owner.Telemetry.CommandRetried();
+        return true;
+    }
+
+    private protected Task ReplayAsync(Task first, Func<Task> again) => Replay.Async(first, again, Owner.Telemetry);
+
+    private protected Task<T> ReplayAsync<T>(Task<T> first, Func<Task<T>> again) => Replay.Async(first, again, Owner.Telemetry);
+
+    private sealed record Lane(HotSwapRoute Route, TContract Handle);
+}

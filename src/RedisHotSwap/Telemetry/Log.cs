@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Logging;
+
+namespace RedisHotSwap.Telemetry;
+
+/// <summary>Every log event of the SDK. Configuration strings reach here only through <c>Redaction</c>.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Connected to {Side} ({Endpoint}){Mode}.")]
+    public static partial void Connected(ILogger logger, RedisSide side, string endpoint, string mode);
+
+    [LoggerMessage(2, LogLevel.Information, "Switching Redis traffic from {From} to {To} ({Endpoint}); reason: {Reason}.")]
+    public static partial void Switching(ILogger logger, RedisSide from, RedisSide to, string endpoint, string reason);
+
+    [LoggerMessage(3, LogLevel.Information, "Redis traffic now goes to {Side}; the switch took {ElapsedMs:0.0} ms.")]
+    public static partial void Switched(ILogger logger, RedisSide side, double elapsedMs);
+
+    [LoggerMessage(4, LogLevel.Error, "Could not switch Redis traffic to {Side}: {Reason}. Traffic stays on {Current}; trying again in {RetryInterval}.")]
+    public static partial void SwitchFailed(ILogger logger, RedisSide side, string reason, RedisSide current, TimeSpan retryInterval);
+
+    [LoggerMessage(5, LogLevel.Information, "Retired the connection to {Side} after it drained in {ElapsedMs:0.0} ms.")]
+    public static partial void Retired(ILogger logger, RedisSide side, double elapsedMs);
+
+    [LoggerMessage(6, LogLevel.Warning, "The connection to {Side} still had {Outstanding} commands in flight after {DrainTimeout}; closing it anyway.")]
+    public static partial void DrainTimedOut(ILogger logger, RedisSide side, long outstanding, TimeSpan drainTimeout);
+
+    [LoggerMessage(7, LogLevel.Error, "Rejected a RedisHotSwap configuration change and kept the previous one: {Failures}")]
+    public static partial void ReloadRejected(ILogger logger, string failures);
+
+    [LoggerMessage(8, LogLevel.Warning, "{Side} is a replica with replica-read-only yes: writes to it will fail until it is promoted or replica-read-only is set to no.")]
+    public static partial void ReadOnlyReplica(ILogger logger, RedisSide side);
+
+    [LoggerMessage(9, LogLevel.Warning, "A queue subscription (ISubscriber.Subscribe(channel) without a handler) to {Channel} stays on the server it was made on and ends when that connection is retired; use a handler subscription to follow switches.")]
+    public static partial void QueueSubscriptionNotSwappable(ILogger logger, string channel);
+
+    [LoggerMessage(10, LogLevel.Error, "A pub/sub handler for {Channel} threw; the other handlers still ran.")]
+    public static partial void HandlerFailed(ILogger logger, Exception exception, string channel);
+
+    [LoggerMessage(11, LogLevel.Error, "Could not evaluate feature flag {Flag}; the side stays as it is.")]
+    public static partial void FlagFailed(ILogger logger, Exception exception, string flag);
+
+    [LoggerMessage(12, LogLevel.Error, "A Switched event handler threw; the switch itself completed.")]
+    public static partial void SwitchedHandlerFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,113 @@
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.StackExchangeRedis;
+using RedisHotSwap.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Tests;
+
+public sealed class HandleFollowsSwitchTests
+{
+    [Fact]
+    public async Task Database_ObtainedBeforeSwitch_WritesToTargetAfterIt()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+        var db = app.Multiplexer.GetDatabase();
+
+        await db.StringSetAsync("before", "1");
+        Assert.True(await app.Controller.SwitchToAsync(RedisSide.Target));
+        await db.StringSetAsync("after", "2");
+        db.StringSet("after-sync", "3");
+
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide);
+        Assert.Equal("1", await migration.SourceDb.StringGetAsync("before"));
+        Assert.False(await migration.TargetDb.KeyExistsAsync("before"));
+        Assert.Equal("2", await migration.TargetDb.StringGetAsync("after"));
+        Assert.Equal("3", await migration.TargetDb.StringGetAsync("after-sync"));
+        Assert.False(await migration.SourceDb.KeyExistsAsync("after"));
+        Assert.Same(app.Multiplexer, db.Multiplexer);
+    }
+
+    [Fact]
+    public async Task SwitchTo_ActiveSide_ReturnsFalseAndKeepsConnection()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+
+        Assert.False(await app.Controller.SwitchToAsync(RedisSide.Source));
+        Assert.Equal(0, app.Controller.Generation);
+    }
+
+    [Fact]
+    public async Task DistributedCache_BuiltOnSwappableMultiplexer_FollowsSwitch()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+        using var cache = new RedisCache(new RedisCacheOptions
+        {
+            ConnectionMultiplexerFactory = () => Task.FromResult(app.Multiplexer),
+            InstanceName = "app:",
+        });
+
+        await cache.SetStringAsync("greeting", "hello from source");
+        Assert.Equal("hello from source", await cache.GetStringAsync("greeting"));
+
+        await app.Controller.SwitchToAsync(RedisSide.Target);
+
+        Assert.Null(await cache.GetStringAsync("greeting")); // TARGET is empty: the cache reads it, not SOURCE
+        await cache.SetStringAsync("greeting", "hello from target");
+        Assert.Equal("hello from target", await cache.GetStringAsync("greeting"));
+        Assert.True(await migration.TargetDb.KeyExistsAsync("app:greeting"));
+        Assert.Equal("hello from source", (string?)await migration.SourceDb.HashGetAsync("app:greeting", "data"));
+    }
+
+    [Fact]
+    public async Task Subscription_MadeBeforeSwitch_ReceivesTargetMessagesAndLeavesNothingOnSource()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+        var subscriber = app.Multiplexer.GetSubscriber();
+        var channel = RedisChannel.Literal("news");
+        var received = new List<string>();
+        var gotTarget = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await subscriber.SubscribeAsync(channel, (_, message) =>
+        {
+            lock (received)
+            {
+                received.Add(message!);
+            }
+
+            if (message == "from target")
+            {
+                gotTarget.TrySetResult();
+            }
+        });
+        Assert.Equal(1, await migration.SubscribersAsync(migration.Source, "news"));
+
+        await app.Controller.SwitchToAsync(RedisSide.Target);
+        await migration.TargetAdmin.GetSubscriber().PublishAsync(channel, "from target");
+        await gotTarget.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(0, await migration.SubscribersAsync(migration.Source, "news"));
+        Assert.Equal(1, await migration.SubscribersAsync(migration.Target, "news"));
+        Assert.Equal(0, await migration.SourceAdmin.GetSubscriber().PublishAsync(channel, "from source"));
+
+        await subscriber.UnsubscribeAsync(channel);
+        Assert.Equal(0, await migration.SubscribersAsync(migration.Target, "news"));
+    }
+
+    [Fact]
+    public async Task Publish_AfterSwitch_GoesToTarget()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+        var subscriber = app.Multiplexer.GetSubscriber();
+        await app.Controller.SwitchToAsync(RedisSide.Target);
+
+        var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await migration.TargetAdmin.GetSubscriber().SubscribeAsync(RedisChannel.Literal("out"), (_, m) => got.TrySetResult(m!));
+        await subscriber.PublishAsync(RedisChannel.Literal("out"), "hi");
+
+        Assert.Equal("hi", await got.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+}

@@ -1,0 +1,75 @@
+using RedisHotSwap.Testing;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Tests.Infrastructure;
+
+/// <summary>A SOURCE and a TARGET redis-server with passwords, and admin connections to each for checking.</summary>
+internal sealed class Migration : IAsyncDisposable
+{
+    private Migration(RedisServerProcess source, RedisServerProcess target, ConnectionMultiplexer sourceAdmin, ConnectionMultiplexer targetAdmin)
+    {
+        Source = source;
+        Target = target;
+        SourceAdmin = sourceAdmin;
+        TargetAdmin = targetAdmin;
+    }
+
+    public RedisServerProcess Source { get; }
+
+    public RedisServerProcess Target { get; }
+
+    public ConnectionMultiplexer SourceAdmin { get; }
+
+    public ConnectionMultiplexer TargetAdmin { get; }
+
+    public IDatabase SourceDb => SourceAdmin.GetDatabase();
+
+    public IDatabase TargetDb => TargetAdmin.GetDatabase();
+
+    /// <summary>Two independent servers, or with <paramref name="replicate"/> TARGET a writable replica of SOURCE, in sync.</summary>
+    public static async Task<Migration> StartAsync(bool replicate = false)
+    {
+        var source = await RedisServerProcess.StartAsync();
+        var target = await RedisServerProcess.StartAsync(settings: replicate
+            ? [$"masterauth {source.Password}", $"replicaof 127.0.0.1 {source.Port}", "replica-read-only no"]
+            : null);
+        var migration = new Migration(source, target, await AdminAsync(source), await AdminAsync(target));
+        if (replicate)
+        {
+            await Eventually.TrueAsync(async () => (await migration.InfoAsync(target, "replication")).Contains("master_link_status:up"), "TARGET's replication link to come up");
+        }
+
+        return migration;
+    }
+
+    public async Task<string> InfoAsync(RedisServerProcess server, string section)
+    {
+        var admin = server == Source ? SourceAdmin : TargetAdmin;
+        return (string)(await admin.GetDatabase().ExecuteAsync("INFO", section))!;
+    }
+
+    public async Task<long> ConnectedClientsAsync(RedisServerProcess server)
+    {
+        var info = await InfoAsync(server, "clients");
+        var line = info.Split('\n').First(l => l.StartsWith("connected_clients:", StringComparison.Ordinal));
+        return long.Parse(line["connected_clients:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public async Task<long> SubscribersAsync(RedisServerProcess server, string channel)
+    {
+        var admin = server == Source ? SourceAdmin : TargetAdmin;
+        var reply = (RedisResult[])(await admin.GetDatabase().ExecuteAsync("PUBSUB", "NUMSUB", channel))!;
+        return (long)reply[1];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await SourceAdmin.DisposeAsync();
+        await TargetAdmin.DisposeAsync();
+        await Source.DisposeAsync();
+        await Target.DisposeAsync();
+    }
+
+    private static Task<ConnectionMultiplexer> AdminAsync(RedisServerProcess server) =>
+        ConnectionMultiplexer.ConnectAsync($"{server.ConfigurationString},allowAdmin=true");
+}

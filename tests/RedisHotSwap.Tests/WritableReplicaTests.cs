@@ -1,0 +1,50 @@
+using RedisHotSwap.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Tests;
+
+public sealed class WritableReplicaTests
+{
+    [Fact]
+    public async Task PlainClient_OnWritableReplica_RefusesWrites()
+    {
+        // The problem this SDK solves: StackExchange.Redis on its own will not write to a replica.
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var plain = await ConnectionMultiplexer.ConnectAsync(migration.Target.ConfigurationString);
+
+        var ex = await Assert.ThrowsAsync<RedisConnectionException>(() => plain.GetDatabase().StringSetAsync("k", "v"));
+        Assert.Contains("not eligible for replica", ex.Message);
+    }
+
+    [Fact]
+    public async Task Switch_ToReplicaTarget_WritesTransactionsLuaAndPubSubWork()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var app = HotSwapApp.Create(migration);
+        var db = app.Multiplexer.GetDatabase();
+        var subscriber = app.Multiplexer.GetSubscriber();
+        var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await subscriber.SubscribeAsync(RedisChannel.Literal("events"), (_, m) => got.TrySetResult(m!));
+
+        await db.StringSetAsync("from-source", "s");
+        await app.Controller.SwitchToAsync(RedisSide.Target);
+
+        await db.StringSetAsync("plain", "p");
+        var tx = db.CreateTransaction();
+        tx.AddCondition(Condition.KeyNotExists("tx"));
+        _ = tx.StringSetAsync("tx", "t");
+        _ = tx.StringIncrementAsync("tx-counter");
+        Assert.True(await tx.ExecuteAsync());
+        var lua = await db.ScriptEvaluateAsync("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])", ["lua"], ["l"]);
+        await subscriber.PublishAsync(RedisChannel.Literal("events"), "on target");
+
+        Assert.Equal("l", (string?)lua);
+        Assert.Equal("on target", await got.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal("p", await migration.TargetDb.StringGetAsync("plain"));
+        Assert.Equal("t", await migration.TargetDb.StringGetAsync("tx"));
+        Assert.Equal(1, (long)await migration.TargetDb.StringGetAsync("tx-counter"));
+        Assert.Equal("s", await migration.TargetDb.StringGetAsync("from-source")); // replicated before the switch
+        Assert.False(await migration.SourceDb.KeyExistsAsync("plain")); // written to TARGET, not SOURCE
+    }
+}
