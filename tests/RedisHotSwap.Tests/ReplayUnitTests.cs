@@ -11,12 +11,12 @@ public sealed class ReplayUnitTests
     public static TheoryData<Exception, bool> Failures => new()
     {
         { new ObjectDisposedException("mux"), true },
-        { new RedisConnectionException(ConnectionFailureType.SocketClosed, "closed", null, CommandStatus.WaitingToBeSent), true },
-        { new RedisConnectionException(ConnectionFailureType.SocketClosed, "closed", null, CommandStatus.WaitingInBacklog), true },
-        { new RedisConnectionException(ConnectionFailureType.SocketClosed, "closed", null, CommandStatus.Sent), false },
-        { new RedisServerException("READONLY You can't write against a read only replica."), true },
-        { new RedisServerException("WRONGTYPE Operation against a key holding the wrong kind of value"), false },
-        { new RedisTimeoutException("timeout", CommandStatus.Sent), false },
+        { new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "closed", null, CommandStatus.WaitingToBeSent), true },
+        { new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "closed", null, CommandStatus.WaitingInBacklog), true },
+        { new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "closed", null, CommandStatus.Sent), false },
+        { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica."), true },
+        { new RedisServerException(RedisErrorKind.WrongType, CommandFlags.None, "WRONGTYPE Operation against a key holding the wrong kind of value"), false },
+        { new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent), false },
     };
 
     [Theory]
@@ -43,7 +43,7 @@ public sealed class ReplayUnitTests
         var again = 0;
 
         await Assert.ThrowsAsync<RedisTimeoutException>(() => Replay.Async(
-            Task.FromException(new RedisTimeoutException("timeout", CommandStatus.Sent)),
+            Task.FromException(new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent)),
             () => { again++; return Task.CompletedTask; },
             telemetry));
 

@@ -103,7 +103,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         CancellationToken cancellationToken = default)
     {
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
-        var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, loggerFactory, logger, cancellationToken)
+        var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, logger, cancellationToken)
             .ConfigureAwait(false);
         return new HotSwapConnectionMultiplexer(route, options, telemetry, loggerFactory, time);
     }
@@ -131,7 +131,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
             var started = time.GetTimestamp();
             Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
-            var next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, loggerFactory, Logger, cancellationToken)
+            var next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, Logger, cancellationToken)
                 .ConfigureAwait(false);
             try
             {

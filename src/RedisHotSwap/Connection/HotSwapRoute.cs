@@ -48,12 +48,10 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         RedisSide side,
         string configuration,
         bool allowWritesToReplica,
-        ILoggerFactory loggerFactory,
         ILogger logger,
         CancellationToken cancellationToken)
     {
         var options = ConfigurationOptions.Parse(configuration);
-        options.LoggerFactory ??= loggerFactory;
         var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         var writableReplica = false;
 

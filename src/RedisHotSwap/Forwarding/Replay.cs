@@ -17,7 +17,7 @@ internal static class Replay
     {
         ObjectDisposedException => true,
         RedisConnectionException connection => connection.CommandStatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog,
-        RedisServerException server => server.Message.StartsWith("READONLY", StringComparison.Ordinal),
+        RedisServerException server => server.Kind == RedisErrorKind.ReadOnly,
         _ => false,
     };
 

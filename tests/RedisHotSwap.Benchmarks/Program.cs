@@ -1,0 +1,12 @@
+using BenchmarkDotNet.Running;
+using RedisHotSwap.Benchmarks;
+
+// dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --interleaved [rounds]   (the README's figures)
+// dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --filter '*'              (BenchmarkDotNet)
+if (args is ["--interleaved", ..])
+{
+    return await InterleavedRun.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40);
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+return 0;
