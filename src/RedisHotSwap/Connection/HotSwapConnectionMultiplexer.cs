@@ -25,7 +25,6 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private readonly SemaphoreSlim switchGate = new(1, 1);
     private readonly SwappableDatabase?[] databases = new SwappableDatabase?[CachedDatabases + 1];
     private readonly SwappableSubscriber subscriber;
-    private readonly ILoggerFactory loggerFactory;
     private readonly TimeProvider time;
     private volatile HotSwapRoute active;
     private RedisHotSwapOptions options;
@@ -33,13 +32,12 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private int disposed;
     private IAsyncDisposable? trigger;
 
-    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, HotSwapTelemetryFactory telemetry, ILoggerFactory loggerFactory, TimeProvider time)
+    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, HotSwapTelemetryFactory telemetry, ILogger logger, TimeProvider time)
     {
         active = initial;
         this.options = options;
-        this.loggerFactory = loggerFactory;
         this.time = time;
-        Logger = loggerFactory.CreateLogger("RedisHotSwap");
+        Logger = logger;
         Telemetry = telemetry(() => active.Side);
         Subscriptions = new SubscriptionRegistry(Logger);
         subscriber = new SwappableSubscriber(this, asyncState: null);
@@ -105,7 +103,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
         var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, logger, cancellationToken)
             .ConfigureAwait(false);
-        return new HotSwapConnectionMultiplexer(route, options, telemetry, loggerFactory, time);
+        return new HotSwapConnectionMultiplexer(route, options, telemetry, logger, time);
     }
 
     /// <summary>Hands over what decides switches (the trigger), to be stopped before the connection closes.</summary>
