@@ -61,5 +61,4 @@ public sealed class RedisHotSwapOptions
     public override string ToString() =>
         $"Source={Redaction.Redact(Source)}; Target={Redaction.Redact(Target)}; UseTarget={UseTarget}; FeatureFlag={FeatureFlag}; MigrationId={MigrationId}";
 
-    internal RedisHotSwapOptions Clone() => (RedisHotSwapOptions)MemberwiseClone();
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Forwarding;
@@ -32,13 +33,14 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private int disposed;
     private IAsyncDisposable? trigger;
 
-    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, HotSwapTelemetryFactory telemetry, ILogger logger, TimeProvider time)
+    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, IMeterFactory? meters, ILogger logger, TimeProvider time)
     {
+        Owner = this;
         active = initial;
         this.options = options;
         this.time = time;
         Logger = logger;
-        Telemetry = telemetry(() => active.Side);
+        Telemetry = new HotSwapTelemetry(meters, () => active.Side);
         Subscriptions = new SubscriptionRegistry(Logger);
         subscriber = new SwappableSubscriber(this, asyncState: null);
         AttachEvents(initial);
@@ -90,12 +92,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         set => Volatile.Write(ref options, value);
     }
 
-    private protected override HotSwapConnectionMultiplexer Owner => this;
-
     internal static async Task<HotSwapConnectionMultiplexer> ConnectAsync(
         RedisSide side,
         RedisHotSwapOptions options,
-        HotSwapTelemetryFactory telemetry,
+        IMeterFactory? meters,
         ILoggerFactory loggerFactory,
         TimeProvider time,
         CancellationToken cancellationToken = default)
@@ -103,7 +103,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
         var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, logger, cancellationToken)
             .ConfigureAwait(false);
-        return new HotSwapConnectionMultiplexer(route, options, telemetry, logger, time);
+        return new HotSwapConnectionMultiplexer(route, options, meters, logger, time);
     }
 
     /// <summary>Hands over what decides switches (the trigger), to be stopped before the connection closes.</summary>
@@ -167,27 +167,12 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     }
 
     /// <summary>Subscribes the active route to <paramref name="channel"/>, following a switch that happens meanwhile.</summary>
-    internal async Task EnsureSubscribedAsync(RedisChannel channel, CommandFlags flags)
-    {
-        HotSwapRoute route;
-        do
-        {
-            route = active;
-            await route.EnsureSubscribedAsync(channel, Subscriptions, flags).ConfigureAwait(false);
-        }
-        while (!ReferenceEquals(route, active));
-    }
+    internal Task EnsureSubscribedAsync(RedisChannel channel, CommandFlags flags) =>
+        OnActiveRouteAsync(route => route.EnsureSubscribedAsync(channel, Subscriptions, flags));
 
-    internal async Task ReleaseSubscriptionAsync(RedisChannel channel, CommandFlags flags)
-    {
-        HotSwapRoute route;
-        do
-        {
-            route = active;
-            await route.ReleaseAsync(channel, Subscriptions, flags).ConfigureAwait(false);
-        }
-        while (!ReferenceEquals(route, active));
-    }
+    /// <summary>Drops the active route's subscription to <paramref name="channel"/> once no handler wants it.</summary>
+    internal Task ReleaseSubscriptionAsync(RedisChannel channel, CommandFlags flags) =>
+        OnActiveRouteAsync(route => route.ReleaseAsync(channel, Subscriptions, flags));
 
     IDatabase IConnectionMultiplexer.GetDatabase(int db, object? asyncState)
     {
@@ -238,6 +223,18 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     private protected override IConnectionMultiplexer Open(HotSwapRoute route) => route.Multiplexer;
 
+    // Runs a subscription change on the active route, and again on the next one if a switch swapped it meanwhile.
+    private async Task OnActiveRouteAsync(Func<HotSwapRoute, Task> change)
+    {
+        HotSwapRoute route;
+        do
+        {
+            route = active;
+            await change(route).ConfigureAwait(false);
+        }
+        while (!ReferenceEquals(route, active));
+    }
+
     private async Task SubscribeAllAsync(HotSwapRoute route)
     {
         foreach (var channel in Subscriptions.Channels)
@@ -280,6 +277,3 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
     }
 }
-
-/// <summary>Creates the telemetry of a multiplexer, given how to read its active side.</summary>
-internal delegate HotSwapTelemetry HotSwapTelemetryFactory(Func<RedisSide> activeSide);

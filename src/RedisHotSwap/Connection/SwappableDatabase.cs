@@ -9,13 +9,11 @@ namespace RedisHotSwap.Connection;
 /// </summary>
 [GenerateForwarding(typeof(IDatabase))]
 internal sealed partial class SwappableDatabase(HotSwapConnectionMultiplexer owner, int database, object? asyncState)
-    : Forwarder<IDatabase>, IDatabase
+    : Forwarder<IDatabase>(owner), IDatabase
 {
-    public IConnectionMultiplexer Multiplexer => owner;
+    public IConnectionMultiplexer Multiplexer => Owner;
 
-    private protected override HotSwapConnectionMultiplexer Owner => owner;
-
-    public override string ToString() => $"db{database} on {owner}";
+    public override string ToString() => $"db{database} on {Owner}";
 
     private protected override IDatabase Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database, asyncState);
 }

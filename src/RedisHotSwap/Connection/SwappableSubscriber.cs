@@ -14,11 +14,9 @@ namespace RedisHotSwap.Connection;
 #pragma warning disable SER307
 [GenerateForwarding(typeof(ISubscriber))]
 internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer owner, object? asyncState)
-    : Forwarder<ISubscriber>, ISubscriber
+    : Forwarder<ISubscriber>(owner), ISubscriber
 {
-    public IConnectionMultiplexer Multiplexer => owner;
-
-    private protected override HotSwapConnectionMultiplexer Owner => owner;
+    public IConnectionMultiplexer Multiplexer => Owner;
 
     public void Subscribe(RedisChannel channel, Action<RedisChannel, RedisValue> handler, CommandFlags flags = CommandFlags.None) =>
         SubscribeAsync(channel, handler, flags).GetAwaiter().GetResult();
@@ -26,19 +24,19 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
     public Task SubscribeAsync(RedisChannel channel, Action<RedisChannel, RedisValue> handler, CommandFlags flags = CommandFlags.None)
     {
         ArgumentNullException.ThrowIfNull(handler);
-        owner.Subscriptions.Add(channel, handler);
-        return owner.EnsureSubscribedAsync(channel, flags);
+        Owner.Subscriptions.Add(channel, handler);
+        return Owner.EnsureSubscribedAsync(channel, flags);
     }
 
     public ChannelMessageQueue Subscribe(RedisChannel channel, CommandFlags flags = CommandFlags.None)
     {
-        Log.QueueSubscriptionNotSwappable(owner.Logger, channel.ToString());
+        Log.QueueSubscriptionNotSwappable(Owner.Logger, channel.ToString());
         return Current(out _).Subscribe(channel, flags);
     }
 
     public Task<ChannelMessageQueue> SubscribeAsync(RedisChannel channel, CommandFlags flags = CommandFlags.None)
     {
-        Log.QueueSubscriptionNotSwappable(owner.Logger, channel.ToString());
+        Log.QueueSubscriptionNotSwappable(Owner.Logger, channel.ToString());
         return Current(out _).SubscribeAsync(channel, flags);
     }
 
@@ -47,19 +45,19 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
 
     public Task UnsubscribeAsync(RedisChannel channel, Action<RedisChannel, RedisValue>? handler = null, CommandFlags flags = CommandFlags.None)
     {
-        owner.Subscriptions.Remove(channel, handler);
-        return owner.ReleaseSubscriptionAsync(channel, flags);
+        Owner.Subscriptions.Remove(channel, handler);
+        return Owner.ReleaseSubscriptionAsync(channel, flags);
     }
 
     public void UnsubscribeAll(CommandFlags flags = CommandFlags.None) => UnsubscribeAllAsync(flags).GetAwaiter().GetResult();
 
     public async Task UnsubscribeAllAsync(CommandFlags flags = CommandFlags.None)
     {
-        var channels = owner.Subscriptions.Channels;
-        owner.Subscriptions.Clear();
+        var channels = Owner.Subscriptions.Channels;
+        Owner.Subscriptions.Clear();
         foreach (var channel in channels)
         {
-            await owner.ReleaseSubscriptionAsync(channel, flags).ConfigureAwait(false);
+            await Owner.ReleaseSubscriptionAsync(channel, flags).ConfigureAwait(false);
         }
     }
 

@@ -9,7 +9,6 @@ using RedisHotSwap;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
 using RedisHotSwap.DependencyInjection;
-using RedisHotSwap.Telemetry;
 using RedisHotSwap.Triggers;
 using StackExchange.Redis;
 
@@ -79,7 +78,7 @@ public static class RedisHotSwapServiceCollectionExtensions
         var options = SwitchTrigger.ReadValid(monitor, validator);
         var side = SwitchTrigger.DecideAsync(options, features).GetAwaiter().GetResult();
         var multiplexer = HotSwapConnectionMultiplexer
-            .ConnectAsync(side, options, activeSide => new HotSwapTelemetry(meters, activeSide), loggerFactory, time)
+            .ConnectAsync(side, options, meters, loggerFactory, time)
             .GetAwaiter().GetResult();
         multiplexer.AttachTrigger(new SwitchTrigger(
             multiplexer, side, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger));

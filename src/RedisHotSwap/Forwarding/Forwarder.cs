@@ -12,7 +12,14 @@ internal abstract class Forwarder<TContract>
     // The inner handle of the route it was opened on; replaced (one allocation) only after a switch.
     private Lane? lane;
 
-    private protected abstract HotSwapConnectionMultiplexer Owner { get; }
+    /// <summary>For a handle (database, subscriber).</summary>
+    private protected Forwarder(HotSwapConnectionMultiplexer owner) => Owner = owner;
+
+    /// <summary>For the multiplexer itself, which sets <see cref="Owner"/> to itself.</summary>
+    private protected Forwarder() => Owner = null!;
+
+    // A plain field, not a virtual property: it is read on every command.
+    private protected HotSwapConnectionMultiplexer Owner { get; init; }
 
     /// <summary>Opens the inner handle on <paramref name="route"/>; called once per route.</summary>
     private protected abstract TContract Open(HotSwapRoute route);

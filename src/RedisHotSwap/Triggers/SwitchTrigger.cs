@@ -69,7 +69,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     /// <summary>Reads the options, refusing invalid ones with one line per problem.</summary>
     public static RedisHotSwapOptions ReadValid(IOptionsMonitor<RedisHotSwapOptions> monitor, RedisHotSwapOptionsValidator validator)
     {
-        var options = monitor.CurrentValue.Clone();
+        var options = monitor.CurrentValue;
         var result = validator.Validate(Options.DefaultName, options);
         if (result.Failed)
         {
