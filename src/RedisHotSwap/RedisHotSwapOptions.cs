@@ -54,6 +54,16 @@ public sealed class RedisHotSwapOptions
     /// <value>The default value is <see langword="true"/>.</value>
     public bool AllowWritesToReplica { get; set; } = true;
 
+    /// <summary>How often this instance reports its side to the coordinator, when <see cref="MigrationId"/> is set.</summary>
+    /// <value>The default value is 1 second.</value>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a report lives; an instance silent for longer is taken for dead.</summary>
+    /// <value>The default value is 5 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan HeartbeatTimeToLive { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The configuration string of <paramref name="side"/>.</summary>
     public string ConfigurationFor(RedisSide side) => side == RedisSide.Target ? Target : Source;
 

@@ -31,6 +31,11 @@ internal sealed class RedisHotSwapOptionsValidator(IServiceProviderIsService? se
             failures.Add($"RedisHotSwap:FeatureFlag is '{options.FeatureFlag}' but feature management is not registered; call services.AddFeatureManagement() or remove FeatureFlag.");
         }
 
+        if (options.HeartbeatTimeToLive <= options.HeartbeatInterval)
+        {
+            failures.Add($"RedisHotSwap:HeartbeatTimeToLive ({options.HeartbeatTimeToLive}) must be longer than HeartbeatInterval ({options.HeartbeatInterval}); make it at least three intervals.");
+        }
+
         var results = new List<ValidationResult>();
         if (!Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true))
         {

@@ -31,7 +31,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private RedisHotSwapOptions options;
     private long generation;
     private int disposed;
-    private IAsyncDisposable? trigger;
+    private readonly List<IAsyncDisposable> companions = [];
 
     private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, IMeterFactory? meters, ILogger logger, TimeProvider time)
     {
@@ -106,8 +106,8 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         return new HotSwapConnectionMultiplexer(route, options, meters, logger, time);
     }
 
-    /// <summary>Hands over what decides switches (the trigger), to be stopped before the connection closes.</summary>
-    internal void AttachTrigger(IAsyncDisposable value) => trigger = value;
+    /// <summary>Hands over what runs beside the connection (trigger, reporter), to be stopped, last first, before it closes.</summary>
+    internal void Attach(IAsyncDisposable companion) => companions.Add(companion);
 
     public Task<bool> SwitchToAsync(RedisSide side, CancellationToken cancellationToken = default) =>
         SwitchToAsync(side, "requested by code", cancellationToken);
@@ -197,9 +197,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             return;
         }
 
-        if (trigger is not null)
+        for (var i = companions.Count - 1; i >= 0; i--)
         {
-            await trigger.DisposeAsync().ConfigureAwait(false);
+            await companions[i].DisposeAsync().ConfigureAwait(false);
         }
 
         // A switch under way finishes first, so that no route is left open behind it.

@@ -9,6 +9,7 @@ using RedisHotSwap;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
 using RedisHotSwap.DependencyInjection;
+using RedisHotSwap.Instances;
 using RedisHotSwap.Triggers;
 using StackExchange.Redis;
 
@@ -80,8 +81,13 @@ public static class RedisHotSwapServiceCollectionExtensions
         var multiplexer = HotSwapConnectionMultiplexer
             .ConnectAsync(side, options, meters, loggerFactory, time)
             .GetAwaiter().GetResult();
-        multiplexer.AttachTrigger(new SwitchTrigger(
-            multiplexer, side, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger));
+        var trigger = new SwitchTrigger(multiplexer, side, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger);
+        multiplexer.Attach(trigger);
+        if (!string.IsNullOrWhiteSpace(options.MigrationId))
+        {
+            multiplexer.Attach(new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time));
+        }
+
         return multiplexer;
     }
 }

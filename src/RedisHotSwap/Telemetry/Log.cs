@@ -40,4 +40,10 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Error, "A Switched event handler threw; the switch itself completed.")]
     public static partial void SwitchedHandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(13, LogLevel.Warning, "Could not report this instance to the migration coordinator: {Reason}; trying again at the next heartbeat.")]
+    public static partial void ReportFailed(ILogger logger, string reason);
+
+    [LoggerMessage(14, LogLevel.Warning, "The migration coordinator directs every instance to {Side}: {Reason}.")]
+    public static partial void DirectiveReceived(ILogger logger, RedisSide side, string reason);
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Primitives;
 using Microsoft.FeatureManagement;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
+using RedisHotSwap.Protocol;
 using RedisHotSwap.Telemetry;
 
 namespace RedisHotSwap.Triggers;
@@ -33,6 +34,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private readonly Task loop;
     private RedisSide decided;
     private bool retryPending;
+    private Directive? directive;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
@@ -109,6 +111,21 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         stopping.Dispose();
     }
 
+    /// <summary>The coordinator's directive (null when it has none); it outranks configuration and flag while it stands.</summary>
+    public void SetDirective(Directive? value)
+    {
+        var previous = Interlocked.Exchange(ref directive, value);
+        if (previous?.Side != value?.Side)
+        {
+            if (value is not null)
+            {
+                Log.DirectiveReceived(logger, value.Side, value.Reason);
+            }
+
+            Wake();
+        }
+    }
+
     private void Wake() => wake.Writer.TryWrite(true);
 
     private async Task RunAsync()
@@ -167,8 +184,11 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         string reason;
         try
         {
-            side = await DecideAsync(options, features).ConfigureAwait(false);
-            reason = string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget" : $"feature flag {options.FeatureFlag}";
+            var directed = Volatile.Read(ref directive);
+            side = directed?.Side ?? await DecideAsync(options, features).ConfigureAwait(false);
+            reason = directed is not null ? $"coordinator directive ({directed.Reason})"
+                : string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget"
+                : $"feature flag {options.FeatureFlag}";
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -1,0 +1,91 @@
+using System.CommandLine;
+using RedisHotSwap.Coordinator;
+
+namespace RedisHotSwap.Cli;
+
+/// <summary>The verbs of <c>redis-hotswap</c>, each a thin call into <see cref="MigrationCoordinator"/>.</summary>
+internal static class Commands
+{
+    private static readonly Option<string> Source = new("--source")
+    {
+        Description = "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_SOURCE") ?? string.Empty,
+    };
+
+    private static readonly Option<string> Target = new("--target")
+    {
+        Description = "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_TARGET") ?? string.Empty,
+    };
+
+    private static readonly Option<string> Migration = new("--migration")
+    {
+        Description = "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_MIGRATION") ?? string.Empty,
+    };
+
+    private static readonly Option<bool> Json = new("--json") { Description = "Write JSON (one object per line) instead of tables." };
+
+    private static readonly Option<bool> AllowTargetData = new("--allow-target-data") { Description = "Accept a TARGET that holds data; REPLICAOF erases it." };
+
+    private static readonly Option<int> ExpectInstances = new("--expect-instances")
+    {
+        Description = "How many live instances must report before the cutover can end.",
+        DefaultValueFactory = _ => 1,
+    };
+
+    private static readonly Option<TimeSpan> SyncTimeout = new("--sync-timeout") { Description = "Longest initial sync.", DefaultValueFactory = _ => TimeSpan.FromMinutes(30) };
+
+    private static readonly Option<TimeSpan> InstancesTimeout = new("--instances-timeout")
+    {
+        Description = "Longest wait for every instance to move.",
+        DefaultValueFactory = _ => TimeSpan.FromMinutes(30),
+    };
+
+    private static readonly Option<TimeSpan> PromotionTimeout = new("--promotion-timeout")
+    {
+        Description = "Longest write pause on SOURCE while TARGET catches up before promotion.",
+        DefaultValueFactory = _ => TimeSpan.FromSeconds(30),
+    };
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Moves a live application from one Redis server to another with zero downtime.")
+        {
+            Verb("check", "Preflight only: refuses (exit 2) and changes nothing when the migration cannot start.", async (c, _) => { await c.CheckAsync(); return null; }),
+            Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", async (c, ct) => { await c.ReplicateAsync(ct); return null; }),
+            Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", async (c, ct) => { await c.CutoverAsync(ct); return null; }),
+            Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", async (c, ct) => await c.PromoteAsync(ct)),
+            Verb("migrate", "Every phase end to end; exit 0 once TARGET is promoted and every instance reports it.", async (c, ct) => await c.MigrateAsync(ct)),
+            Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", async (c, ct) =>
+            {
+                await c.AbortAsync(ct);
+                return null;
+            }),
+            Verb("status", "Phase, replication link, lag, keys per database, and every instance.", async (c, _) => await c.StatusAsync()),
+        };
+        return root;
+    }
+
+    private static Command Verb(string name, string description, Func<MigrationCoordinator, CancellationToken, Task<MigrationStatus?>> run)
+    {
+        var command = new Command(name, description)
+        {
+            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout,
+        };
+        command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
+        return command;
+    }
+
+    private static CoordinatorOptions Options(ParseResult parse) => new()
+    {
+        Source = parse.GetValue(Source) ?? string.Empty,
+        Target = parse.GetValue(Target) ?? string.Empty,
+        MigrationId = parse.GetValue(Migration) ?? string.Empty,
+        AllowTargetData = parse.GetValue(AllowTargetData),
+        ExpectedInstances = parse.GetValue(ExpectInstances),
+        SyncTimeout = parse.GetValue(SyncTimeout),
+        InstancesTimeout = parse.GetValue(InstancesTimeout),
+        PromotionTimeout = parse.GetValue(PromotionTimeout),
+    };
+}

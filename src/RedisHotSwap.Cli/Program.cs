@@ -1,0 +1,3 @@
+using RedisHotSwap.Cli;
+
+return await Commands.Build().Parse(args).InvokeAsync();

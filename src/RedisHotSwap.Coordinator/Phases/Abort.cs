@@ -1,0 +1,97 @@
+using RedisHotSwap.Protocol;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Coordinator;
+
+public sealed partial class MigrationCoordinator
+{
+    /// <summary>
+    /// Before promotion: directs every instance back to SOURCE, waits until they report it, counts the keys that
+    /// switched instances wrote to TARGET and SOURCE lacks, then detaches TARGET.
+    /// </summary>
+    /// <returns>How many keys exist only on TARGET (written there during the window; SOURCE does not have them).</returns>
+    public async Task<long> AbortAsync(CancellationToken cancellationToken = default)
+    {
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase == MigrationPhase.Promoted)
+        {
+            throw new PreflightRefusedException($"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible. Migrate back with a new migration from TARGET to SOURCE.");
+        }
+
+        await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
+        var target = await Target.InfoAsync().ConfigureAwait(false);
+        if (target.IsReplica && ReplicatesSource(target))
+        {
+            // Written on SOURCE, it replicates to TARGET and reaches the instances there too.
+            await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+        }
+        else
+        {
+            await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+            await PublishDirectiveAsync(Target, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+        }
+
+        var back = await WaitAsync(options.InstancesTimeout, async () =>
+        {
+            var stragglers = (await instances.LiveAsync().ConfigureAwait(false)).Where(r => r.Side != RedisSide.Source).ToArray();
+            return (stragglers.Length == 0, $"{stragglers.Length} instances still on TARGET: {Names(stragglers)}");
+        }, cancellationToken).ConfigureAwait(false);
+
+        if (!back)
+        {
+            throw await HaltAsync(state, Source, $"Not every instance returned to SOURCE within {options.InstancesTimeout}.",
+                "The directive to use SOURCE stands; TARGET was not detached.", "Check the remaining instances, then run 'abort' again.").ConfigureAwait(false);
+        }
+
+        var onlyOnTarget = await CountKeysOnlyOnTargetAsync().ConfigureAwait(false);
+        if ((await Target.InfoAsync().ConfigureAwait(false)).IsReplica)
+        {
+            await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+        }
+
+        await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
+        progress?.Report(await StatusAsync(onlyOnTarget == 0
+            ? "aborted; TARGET detached"
+            : $"aborted; TARGET detached. WARNING: {onlyOnTarget} keys written to TARGET during the window are not on SOURCE").ConfigureAwait(false));
+        return onlyOnTarget;
+    }
+
+    private async Task<long> CountKeysOnlyOnTargetAsync()
+    {
+        long count = 0;
+        foreach (var database in (await Target.InfoAsync().ConfigureAwait(false)).Keys.Keys)
+        {
+            var sourceDb = Source.Connection.GetDatabase(database);
+            var batch = new List<RedisKey>(512);
+            await foreach (var key in Target.Server.KeysAsync(database, pageSize: 512).ConfigureAwait(false))
+            {
+                if (MigrationKeys.IsProtocolKey(key))
+                {
+                    continue;
+                }
+
+                batch.Add(key);
+                if (batch.Count == 512)
+                {
+                    count += await MissingAsync(sourceDb, batch).ConfigureAwait(false);
+                    batch.Clear();
+                }
+            }
+
+            count += await MissingAsync(sourceDb, batch).ConfigureAwait(false);
+        }
+
+        return count;
+    }
+
+    private static async Task<long> MissingAsync(IDatabase source, List<RedisKey> keys)
+    {
+        if (keys.Count == 0)
+        {
+            return 0;
+        }
+
+        var exists = await Task.WhenAll(keys.Select(k => source.KeyExistsAsync(k))).ConfigureAwait(false);
+        return exists.Count(e => !e);
+    }
+}

@@ -1,0 +1,94 @@
+using RedisHotSwap.Coordinator.State;
+
+namespace RedisHotSwap.Coordinator;
+
+public sealed partial class MigrationCoordinator
+{
+    /// <summary>
+    /// Opens the writable window (<c>replica-read-only no</c>) and waits while operators move the instances, until
+    /// every live instance reports TARGET. Stops loudly if TARGET's link drops or it full-resyncs meanwhile.
+    /// </summary>
+    public async Task CutoverAsync(CancellationToken cancellationToken = default)
+    {
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase > MigrationPhase.Cutover)
+        {
+            return;
+        }
+
+        if (state.Phase < MigrationPhase.Replicating)
+        {
+            throw new PreflightRefusedException($"Migration '{options.MigrationId}' has not replicated yet; run 'replicate' first.");
+        }
+
+        await Target.ConfigSetAsync("replica-read-only", "no").ConfigureAwait(false);
+        if (state.Phase == MigrationPhase.Replicating)
+        {
+            var target = await Target.InfoAsync().ConfigureAwait(false);
+            var source = await Source.InfoAsync().ConfigureAwait(false);
+            state = await store.WriteAsync(
+                state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
+                Source).ConfigureAwait(false);
+        }
+
+        string? unsafeWindow = null;
+        var moved = await WaitAsync(options.InstancesTimeout, async () =>
+        {
+            unsafeWindow = await WindowProblemAsync(state).ConfigureAwait(false);
+            if (unsafeWindow is not null)
+            {
+                return (true, unsafeWindow);
+            }
+
+            var live = await instances.LiveAsync().ConfigureAwait(false);
+            var stragglers = live.Where(r => r.Side != RedisSide.Target).ToArray();
+            if (live.Count < options.ExpectedInstances)
+            {
+                return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
+            }
+
+            return stragglers.Length == 0
+                ? (true, $"nothing: all {live.Count} instances report TARGET")
+                : (false, $"{stragglers.Length} of {live.Count} instances still on SOURCE: {Names(stragglers)}");
+        }, cancellationToken).ConfigureAwait(false);
+
+        if (unsafeWindow is not null)
+        {
+            throw await HaltAsync(state, Source, unsafeWindow,
+                "Nothing was promoted; instances stay where they are, and writes they made to TARGET may have been erased.",
+                "Run 'abort' to put every instance back on SOURCE, then start a new migration.").ConfigureAwait(false);
+        }
+
+        if (!moved)
+        {
+            var stragglers = (await instances.LiveAsync().ConfigureAwait(false)).Where(r => r.Side != RedisSide.Target);
+            throw await HaltAsync(state, Source,
+                $"Not every instance moved to TARGET within {options.InstancesTimeout}; still on SOURCE: {Names(stragglers)}.",
+                "TARGET stays a writable replica of SOURCE; switched instances keep writing TARGET, the others SOURCE.",
+                "Flip the remaining instances, then run the same command again; or 'abort'.").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Why writes made to TARGET during the window may be lost, or null while they are safe.</summary>
+    private async Task<string?> WindowProblemAsync(MigrationState state)
+    {
+        var target = await Target.InfoAsync().ConfigureAwait(false);
+        var source = await Source.InfoAsync().ConfigureAwait(false);
+        if (!target.IsReplica || !ReplicatesSource(target))
+        {
+            return "TARGET no longer replicates SOURCE during the writable window.";
+        }
+
+        if (!target.LinkUp)
+        {
+            return "TARGET's replication link to SOURCE went down during the writable window; a reconnection may full-resync and erase writes made to TARGET.";
+        }
+
+        if (source.FullSyncs > state.WindowFullSyncs || (state.WindowReplicationId is not null && target.ReplicationId != state.WindowReplicationId))
+        {
+            return "TARGET full-resynced from SOURCE during the writable window: writes made to TARGET since it opened were erased.";
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,64 @@
+using RedisHotSwap.Coordinator.Servers;
+
+namespace RedisHotSwap.Coordinator;
+
+public sealed partial class MigrationCoordinator
+{
+    /// <summary>Checks that the migration can start (or continue); changes nothing.</summary>
+    /// <exception cref="PreflightRefusedException">One line per problem, each with its remedy.</exception>
+    public async Task CheckAsync()
+    {
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        var source = await Source.InfoAsync().ConfigureAwait(false);
+        var target = await Target.InfoAsync().ConfigureAwait(false);
+        var problems = new List<string>();
+
+        if (source.RunId == target.RunId)
+        {
+            problems.Add($"SOURCE and TARGET are the same server (run_id {source.RunId}); point --target at the server you are moving to.");
+        }
+
+        if (source.IsReplica)
+        {
+            problems.Add($"SOURCE is itself a replica of {source.MasterHost}:{source.MasterPort}; give its primary as --source.");
+        }
+
+        var replicatesSource = target.IsReplica && ReplicatesSource(target);
+        if (target.IsReplica && !replicatesSource)
+        {
+            problems.Add($"TARGET is already a replica of {target.MasterHost}:{target.MasterPort}; detach it (REPLICAOF NO ONE) or choose another TARGET.");
+        }
+
+        if (state.Phase == MigrationPhase.New && !replicatesSource && target.TotalKeys > 0 && !options.AllowTargetData)
+        {
+            problems.Add($"TARGET holds {target.TotalKeys} keys that REPLICAOF would erase; empty it (FLUSHALL) or pass --allow-target-data.");
+        }
+
+        if (target.Version < source.Version)
+        {
+            problems.Add($"TARGET runs Redis {target.Version}, older than SOURCE's {source.Version}; a replica must not be older than its primary: upgrade TARGET.");
+        }
+
+        if (long.TryParse(await Target.ConfigGetAsync("maxmemory").ConfigureAwait(false), out var maxMemory) && maxMemory > 0 && maxMemory < source.UsedMemory)
+        {
+            problems.Add($"TARGET's maxmemory ({maxMemory} bytes) is below SOURCE's used memory ({source.UsedMemory} bytes); raise it (CONFIG SET maxmemory) before migrating.");
+        }
+
+        if (state.Phase is MigrationPhase.Promoted or MigrationPhase.Aborted)
+        {
+            problems.Add($"Migration '{options.MigrationId}' is already {state.Phase.ToString().ToLowerInvariant()}; use a new --migration id to start another.");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new PreflightRefusedException(problems);
+        }
+    }
+
+    private bool ReplicatesSource(ServerInfo target) =>
+        target.MasterPort == Source.Port
+        && (string.Equals(target.MasterHost, Source.Host, StringComparison.OrdinalIgnoreCase)
+            || (IsLoopback(target.MasterHost) && IsLoopback(Source.Host)));
+
+    private static bool IsLoopback(string host) => host is "127.0.0.1" or "localhost" or "::1";
+}

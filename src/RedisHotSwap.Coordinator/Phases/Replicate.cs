@@ -1,0 +1,55 @@
+using RedisHotSwap.Protocol;
+
+namespace RedisHotSwap.Coordinator;
+
+public sealed partial class MigrationCoordinator
+{
+    /// <summary>Makes TARGET a replica of SOURCE and waits until its initial sync is done.</summary>
+    public async Task ReplicateAsync(CancellationToken cancellationToken = default)
+    {
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase is > MigrationPhase.Replicating and not MigrationPhase.Aborted)
+        {
+            return; // resuming past this phase
+        }
+
+        await CheckAsync().ConfigureAwait(false);
+
+        var target = await Target.InfoAsync().ConfigureAwait(false);
+        if (!(target.IsReplica && ReplicatesSource(target)))
+        {
+            // Safe to (re)issue: no application writes to TARGET before the cutover opens the writable window.
+            state = await EnterAsync(state, MigrationPhase.Replicating, Source).ConfigureAwait(false);
+            await Source.Database.KeyDeleteAsync(MigrationKeys.Directive(options.MigrationId)).ConfigureAwait(false);
+            if (Source.Options.Password is { Length: > 0 } password)
+            {
+                await Target.ConfigSetAsync("masterauth", password).ConfigureAwait(false);
+            }
+
+            if (Source.Options.User is { Length: > 0 } user)
+            {
+                await Target.ConfigSetAsync("masteruser", user).ConfigureAwait(false);
+            }
+
+            await Target.ExecuteAsync("REPLICAOF", Source.Host, Source.Port).ConfigureAwait(false);
+        }
+        else if (state.Phase == MigrationPhase.New)
+        {
+            state = await EnterAsync(state, MigrationPhase.Replicating, Source).ConfigureAwait(false);
+        }
+
+        var synced = await WaitAsync(options.SyncTimeout, async () =>
+        {
+            var info = await Target.InfoAsync().ConfigureAwait(false);
+            return (info.LinkUp && !info.SyncInProgress, info.SyncInProgress ? "initial sync of TARGET" : "TARGET's replication link");
+        }, cancellationToken).ConfigureAwait(false);
+
+        if (!synced)
+        {
+            throw await HaltAsync(state, Source,
+                $"TARGET did not finish its initial sync within {options.SyncTimeout}.",
+                "TARGET stays a replica of SOURCE; no application was moved.",
+                "Check TARGET's log (masterauth, network, disk), then run the same command again to keep waiting, or 'abort'.").ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,101 @@
+using System.Net;
+using RedisHotSwap.Configuration;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Coordinator.Servers;
+
+/// <summary>The coordinator's admin connection to one side.</summary>
+public sealed class RedisNode : IAsyncDisposable
+{
+    private RedisNode(string name, string configuration, ConfigurationOptions options, ConnectionMultiplexer connection)
+    {
+        Name = name;
+        Configuration = configuration;
+        Options = options;
+        Connection = connection;
+        var endpoint = connection.GetEndPoints()[0];
+        Server = connection.GetServer(endpoint);
+        (Host, Port) = endpoint switch
+        {
+            DnsEndPoint dns => (dns.Host, dns.Port),
+            IPEndPoint ip => (ip.Address.ToString(), ip.Port),
+            _ => (endpoint.ToString() ?? string.Empty, 0),
+        };
+    }
+
+    /// <summary>SOURCE or TARGET.</summary>
+    public string Name { get; }
+
+    /// <summary>The configuration string, password included: never shown, see <see cref="Display"/>.</summary>
+    internal string Configuration { get; }
+
+    internal ConfigurationOptions Options { get; }
+
+    /// <summary>The configuration with secrets masked.</summary>
+    public string Display => Redaction.Redact(Configuration);
+
+    /// <summary>The host as the coordinator reaches it (and as TARGET is told to reach SOURCE).</summary>
+    public string Host { get; }
+
+    /// <summary>The port.</summary>
+    public int Port { get; }
+
+    internal ConnectionMultiplexer Connection { get; }
+
+    internal IServer Server { get; }
+
+    internal IDatabase Database => Connection.GetDatabase();
+
+    /// <summary>Connects with admin commands enabled; one clear line when it cannot.</summary>
+    /// <exception cref="PreflightRefusedException">The server is unreachable or refuses the credentials.</exception>
+    public static async Task<RedisNode> ConnectAsync(string name, string configuration, CancellationToken cancellationToken)
+    {
+        ConfigurationOptions options;
+        try
+        {
+            options = ConfigurationOptions.Parse(configuration);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new PreflightRefusedException($"{name} is not a valid StackExchange.Redis configuration string ({Redaction.Scrub(ex.Message, configuration)}); give it as 'host:port,password=...'.");
+        }
+
+        if (options.EndPoints.Count != 1)
+        {
+            throw new PreflightRefusedException($"{name} ({Redaction.Redact(configuration)}) must name exactly one server; give one 'host:port'.");
+        }
+
+        var admin = options.Clone();
+        admin.AllowAdmin = true;
+        admin.AbortOnConnectFail = true;
+        try
+        {
+            var connection = await ConnectionMultiplexer.ConnectAsync(admin).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return new RedisNode(name, configuration, options, connection);
+        }
+        catch (RedisConnectionException ex)
+        {
+            var auth = ex.Message.Contains("AUTH", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase);
+            throw new PreflightRefusedException(auth
+                ? $"{name} ({Redaction.Redact(configuration)}) rejected the credentials; check the password (and user) in its configuration string."
+                : $"{name} ({Redaction.Redact(configuration)}) is unreachable; check that it runs and that host and port are right.");
+        }
+    }
+
+    /// <summary>Reads <c>INFO</c> (all sections).</summary>
+    public async Task<ServerInfo> InfoAsync() =>
+        ServerInfo.Parse((string)(await Server.ExecuteAsync("INFO", "everything").ConfigureAwait(false))!);
+
+    internal async Task<string?> ConfigGetAsync(string key)
+    {
+        var pairs = await Server.ConfigGetAsync(key).ConfigureAwait(false);
+        return pairs.Length == 0 ? null : pairs[0].Value;
+    }
+
+    internal Task ConfigSetAsync(string key, string value) => Server.ConfigSetAsync(key, value);
+
+    internal Task<RedisResult> ExecuteAsync(string command, params object[] args) => Server.ExecuteAsync(command, args);
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync() => await Connection.DisposeAsync().ConfigureAwait(false);
+}

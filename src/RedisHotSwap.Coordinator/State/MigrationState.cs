@@ -1,0 +1,90 @@
+using System.Globalization;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Coordinator.State;
+
+/// <summary>
+/// What the coordinator must remember between runs. Kept in Redis beside the data (it replicates with it), never in
+/// the coordinator's memory: a coordinator killed in any phase continues from here when run again.
+/// </summary>
+public sealed record MigrationState
+{
+    /// <summary>The phase reached.</summary>
+    public MigrationPhase Phase { get; init; }
+
+    /// <summary>Increases with every write; of the copies on SOURCE and TARGET, the higher wins.</summary>
+    public long Revision { get; init; }
+
+    /// <summary>TARGET's replication id when the writable window opened; a change means a full resync erased writes.</summary>
+    public string? WindowReplicationId { get; init; }
+
+    /// <summary>SOURCE's count of full resyncs when the writable window opened.</summary>
+    public long WindowFullSyncs { get; init; }
+
+    /// <summary>When each phase began (Unix milliseconds).</summary>
+    public IReadOnlyDictionary<MigrationPhase, long> Started { get; init; } = new Dictionary<MigrationPhase, long>();
+
+    /// <summary>When each phase ended (Unix milliseconds).</summary>
+    public IReadOnlyDictionary<MigrationPhase, long> Ended { get; init; } = new Dictionary<MigrationPhase, long>();
+
+    /// <summary>Why the last run stopped, if it did.</summary>
+    public string? Halted { get; init; }
+
+    internal HashEntry[] ToHash()
+    {
+        var entries = new List<HashEntry>
+        {
+            new("phase", Phase.ToString()),
+            new("revision", Revision),
+            new("window-replid", WindowReplicationId ?? string.Empty),
+            new("window-sync-full", WindowFullSyncs),
+            new("halted", Halted ?? string.Empty),
+        };
+        entries.AddRange(Started.Select(p => new HashEntry($"started:{p.Key}", p.Value)));
+        entries.AddRange(Ended.Select(p => new HashEntry($"ended:{p.Key}", p.Value)));
+        return [.. entries];
+    }
+
+    internal static MigrationState? FromHash(HashEntry[] hash)
+    {
+        if (hash.Length == 0)
+        {
+            return null;
+        }
+
+        var fields = hash.ToDictionary(e => (string)e.Name!, e => (string?)e.Value ?? string.Empty);
+        Dictionary<MigrationPhase, long> Times(string prefix) => fields
+            .Where(f => f.Key.StartsWith(prefix, StringComparison.Ordinal) && Enum.TryParse<MigrationPhase>(f.Key[prefix.Length..], out _))
+            .ToDictionary(f => Enum.Parse<MigrationPhase>(f.Key[prefix.Length..]), f => long.Parse(f.Value, CultureInfo.InvariantCulture));
+
+        return new MigrationState
+        {
+            Phase = Enum.TryParse<MigrationPhase>(fields.GetValueOrDefault("phase"), out var phase) ? phase : MigrationPhase.New,
+            Revision = long.TryParse(fields.GetValueOrDefault("revision"), CultureInfo.InvariantCulture, out var revision) ? revision : 0,
+            WindowReplicationId = fields.GetValueOrDefault("window-replid") is { Length: > 0 } id ? id : null,
+            WindowFullSyncs = long.TryParse(fields.GetValueOrDefault("window-sync-full"), CultureInfo.InvariantCulture, out var full) ? full : 0,
+            Halted = fields.GetValueOrDefault("halted") is { Length: > 0 } halted ? halted : null,
+            Started = Times("started:"),
+            Ended = Times("ended:"),
+        };
+    }
+
+    /// <summary>This state moved to <paramref name="phase"/> at <paramref name="now"/>, closing the current phase.</summary>
+    public MigrationState Enter(MigrationPhase phase, DateTimeOffset now)
+    {
+        var started = new Dictionary<MigrationPhase, long>(Started);
+        var ended = new Dictionary<MigrationPhase, long>(Ended);
+        if (Phase != phase && started.ContainsKey(Phase))
+        {
+            ended[Phase] = now.ToUnixTimeMilliseconds();
+        }
+
+        started.TryAdd(phase, now.ToUnixTimeMilliseconds());
+        if (phase is MigrationPhase.Promoted or MigrationPhase.Aborted)
+        {
+            ended.TryAdd(phase, now.ToUnixTimeMilliseconds()); // an outcome, not a phase that lasts
+        }
+
+        return this with { Phase = phase, Started = started, Ended = ended, Halted = null };
+    }
+}

@@ -1,0 +1,29 @@
+using RedisHotSwap.Coordinator.Servers;
+using RedisHotSwap.Protocol;
+
+namespace RedisHotSwap.Coordinator.State;
+
+/// <summary>Reads and writes <see cref="MigrationState"/> on whichever side is the primary of the migration's data.</summary>
+internal sealed class StateStore(RedisNode source, RedisNode target, string migrationId)
+{
+    /// <summary>The newer of the two copies (SOURCE's replicates to TARGET; after promotion only TARGET's moves).</summary>
+    public async Task<MigrationState> ReadAsync()
+    {
+        var key = MigrationKeys.State(migrationId);
+        var onSource = MigrationState.FromHash(await source.Database.HashGetAllAsync(key).ConfigureAwait(false));
+        var onTarget = MigrationState.FromHash(await target.Database.HashGetAllAsync(key).ConfigureAwait(false));
+        return new[] { onSource, onTarget }.OfType<MigrationState>().MaxBy(s => s.Revision) ?? new MigrationState();
+    }
+
+    /// <summary>Writes to <paramref name="primary"/>, the side whose writes reach the other (or the only primary).</summary>
+    public async Task<MigrationState> WriteAsync(MigrationState state, RedisNode primary)
+    {
+        var next = state with { Revision = state.Revision + 1 };
+        var key = MigrationKeys.State(migrationId);
+        var transaction = primary.Database.CreateTransaction();
+        _ = transaction.KeyDeleteAsync(key);
+        _ = transaction.HashSetAsync(key, next.ToHash());
+        await transaction.ExecuteAsync().ConfigureAwait(false);
+        return next;
+    }
+}

@@ -1,0 +1,36 @@
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Protocol;
+
+/// <summary>
+/// The keys and channel that application instances and the coordinator share for one migration. They live in
+/// database 0 of the servers being migrated, so they replicate with the data; every name starts with
+/// <see cref="Prefix"/> and the coordinator removes them when the migration is done.
+/// </summary>
+/// <remarks>This class and the message types beside it are the whole protocol; version it through <see cref="Version"/>.</remarks>
+public static class MigrationKeys
+{
+    /// <summary>The protocol version written into every message.</summary>
+    public const int Version = 1;
+
+    /// <summary>What every key and channel name starts with.</summary>
+    public const string Prefix = "__redis-hotswap:";
+
+    /// <summary>The set of instance ids that have reported for <paramref name="migrationId"/>.</summary>
+    public static RedisKey Instances(string migrationId) => $"{Prefix}{migrationId}:instances";
+
+    /// <summary>One instance's latest report (JSON <see cref="InstanceReport"/>), with a time-to-live.</summary>
+    public static RedisKey Instance(string migrationId, string instanceId) => $"{Prefix}{migrationId}:instance:{instanceId}";
+
+    /// <summary>The coordinator's state of the migration (a hash, see <c>MigrationState</c> in the coordinator).</summary>
+    public static RedisKey State(string migrationId) => $"{Prefix}{migrationId}:state";
+
+    /// <summary>The coordinator's directive to every instance (JSON <see cref="Directive"/>), when it has one.</summary>
+    public static RedisKey Directive(string migrationId) => $"{Prefix}{migrationId}:directive";
+
+    /// <summary>Where the coordinator publishes a new directive, so instances act on it at once.</summary>
+    public static RedisChannel DirectiveChannel(string migrationId) => RedisChannel.Literal($"{Prefix}{migrationId}:directive");
+
+    /// <summary>Whether <paramref name="key"/> belongs to the protocol rather than to the application.</summary>
+    public static bool IsProtocolKey(RedisKey key) => ((string?)key)?.StartsWith(Prefix, StringComparison.Ordinal) == true;
+}
