@@ -48,6 +48,12 @@ internal static class Commands
         DefaultValueFactory = _ => TimeSpan.FromSeconds(30),
     };
 
+    private static readonly Option<TimeSpan> PollInterval = new("--poll-interval")
+    {
+        Description = "How often servers and instances are read while waiting.",
+        DefaultValueFactory = _ => TimeSpan.FromMilliseconds(250),
+    };
+
     public static RootCommand Build()
     {
         var root = new RootCommand("Moves a live application from one Redis server to another with zero downtime.")
@@ -71,7 +77,7 @@ internal static class Commands
     {
         var command = new Command(name, description)
         {
-            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout,
+            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval,
         };
         command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
         return command;
@@ -87,5 +93,6 @@ internal static class Commands
         SyncTimeout = parse.GetValue(SyncTimeout),
         InstancesTimeout = parse.GetValue(InstancesTimeout),
         PromotionTimeout = parse.GetValue(PromotionTimeout),
+        PollInterval = parse.GetValue(PollInterval),
     };
 }

@@ -44,7 +44,8 @@ public sealed class WritableReplicaTests
         Assert.Equal("p", await migration.TargetDb.StringGetAsync("plain"));
         Assert.Equal("t", await migration.TargetDb.StringGetAsync("tx"));
         Assert.Equal(1, (long)await migration.TargetDb.StringGetAsync("tx-counter"));
-        Assert.Equal("s", await migration.TargetDb.StringGetAsync("from-source")); // replicated before the switch
+        await migration.ReplicatedAsync();
+        Assert.Equal("s", await migration.TargetDb.StringGetAsync("from-source")); // SOURCE's writes still reach TARGET
         Assert.False(await migration.SourceDb.KeyExistsAsync("plain")); // written to TARGET, not SOURCE
     }
 }

@@ -28,12 +28,14 @@ internal sealed class HotSwapApp : IAsyncDisposable
 
     public IHotSwapController Controller { get; }
 
-    public static Dictionary<string, string?> Settings(Migration migration, bool useTarget = false) => new()
+    public static Dictionary<string, string?> Settings(Migration migration, bool useTarget = false, string migrationId = "test") => new()
     {
         ["RedisHotSwap:Source"] = migration.Source.ConfigurationString,
         ["RedisHotSwap:Target"] = migration.Target.ConfigurationString,
         ["RedisHotSwap:UseTarget"] = useTarget ? "true" : "false",
-        ["RedisHotSwap:MigrationId"] = "test",
+        ["RedisHotSwap:MigrationId"] = migrationId,
+        ["RedisHotSwap:HeartbeatInterval"] = "00:00:00.200",
+        ["RedisHotSwap:HeartbeatTimeToLive"] = "00:00:01",
     };
 
     public static HotSwapApp Create(Migration migration, Action<IServiceCollection>? services = null, Dictionary<string, string?>? settings = null) =>

@@ -29,7 +29,8 @@ internal sealed class Migration : IAsyncDisposable
     /// <summary>Two independent servers, or with <paramref name="replicate"/> TARGET a writable replica of SOURCE, in sync.</summary>
     public static async Task<Migration> StartAsync(bool replicate = false)
     {
-        var source = await RedisServerProcess.StartAsync();
+        // No 5 s wait before a diskless initial sync: tests replicate many times.
+        var source = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0"]);
         var target = await RedisServerProcess.StartAsync(settings: replicate
             ? [$"masterauth {source.Password}", $"replicaof 127.0.0.1 {source.Port}", "replica-read-only no"]
             : null);
@@ -37,9 +38,21 @@ internal sealed class Migration : IAsyncDisposable
         if (replicate)
         {
             await Eventually.TrueAsync(async () => (await migration.InfoAsync(target, "replication")).Contains("master_link_status:up"), "TARGET's replication link to come up");
+            await migration.ReplicatedAsync();
         }
 
         return migration;
+    }
+
+    /// <summary>
+    /// Returns once TARGET has every write SOURCE acknowledged so far: a marker written after them is confirmed by
+    /// WAIT, and the stream is ordered. (After an initial sync the primary holds the stream until the replica's first
+    /// REPLCONF ACK, up to a second later, so "link up" alone does not mean writes arrive.)
+    /// </summary>
+    public async Task ReplicatedAsync()
+    {
+        await SourceDb.StringSetAsync("__test:replicated", Guid.NewGuid().ToString());
+        await Eventually.TrueAsync(async () => (long)(await SourceDb.ExecuteAsync("WAIT", 1, 200)) == 1, "TARGET to acknowledge SOURCE's writes");
     }
 
     public async Task<string> InfoAsync(RedisServerProcess server, string section)

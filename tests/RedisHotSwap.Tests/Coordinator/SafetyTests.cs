@@ -1,0 +1,101 @@
+using RedisHotSwap.Coordinator;
+using RedisHotSwap.Testing;
+using RedisHotSwap.Tests.Infrastructure;
+
+namespace RedisHotSwap.Tests.Coordinator;
+
+public sealed class SafetyTests
+{
+    [Fact]
+    public async Task Cutover_WhenSourceFullSyncsDuringTheWindow_StopsAndRefusesToPromote()
+    {
+        const string id = "loss";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id);
+        await coordinator.ReplicateAsync();
+        var cutover = coordinator.CutoverAsync(); // waits: the instance never switches
+
+        // A full resync during the window: SOURCE serves one (here to a newcomer; the counter cannot tell whom to).
+        await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
+        await using var newcomer = await RedisServerProcess.StartAsync(settings: [$"masterauth {migration.Source.Password}", $"replicaof 127.0.0.1 {migration.Source.Port}"]);
+
+        var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => cutover.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains("full-resynced", halted.Problem);
+        Assert.Contains("abort", halted.HowToContinue);
+        Assert.Contains("full-resynced", (await coordinator.StatusAsync()).Waiting); // recorded for the next run and 'status'
+        await Assert.ThrowsAsync<MigrationHaltedException>(() => coordinator.PromoteAsync());
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+    }
+
+    [Fact]
+    public async Task Abort_AfterSomeInstancesSwitched_MovesThemBackCountsTargetOnlyKeysAndDetachesTarget()
+    {
+        const string id = "abort";
+        await using var migration = await Migration.StartAsync();
+        await using var moved = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var stayed = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id);
+        await coordinator.ReplicateAsync();
+        using var stopCutover = new CancellationTokenSource();
+        var cutover = coordinator.CutoverAsync(stopCutover.Token);
+        await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
+
+        var switched = moved.NextSwitch();
+        moved.SetUseTarget(true);
+        await switched;
+        var db = moved.Multiplexer.GetDatabase();
+        for (var i = 0; i < 10; i++)
+        {
+            await db.StringSetAsync($"only-on-target:{i}", i);
+        }
+
+        await stopCutover.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
+        var back = moved.NextSwitch();
+
+        Assert.Equal(0, await CoordinatorCli.InvokeAsync(migration, id, "abort"));
+
+        var returned = await back;
+        Assert.Equal(RedisSide.Source, returned.To);
+        Assert.Contains("aborted", returned.Reason);
+        Assert.Equal(RedisSide.Source, moved.Controller.ActiveSide); // although its configuration still says UseTarget
+        Assert.Equal(RedisSide.Source, stayed.Controller.ActiveSide);
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal(MigrationPhase.Aborted, (await coordinator.StatusAsync()).Phase);
+        Assert.Equal(10, await CountOnlyOnTargetAsync(migration));
+    }
+
+    [Fact]
+    public async Task Abort_PrintsTheCountOfKeysOnlyOnTarget()
+    {
+        const string id = "abort-count";
+        await using var migration = await Migration.StartAsync();
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id);
+        await coordinator.ReplicateAsync();
+        await migration.TargetAdmin.GetServer(migration.Target.Endpoint).ConfigSetAsync("replica-read-only", "no");
+        await using (var writer = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, useTarget: true, migrationId: "bystander")))
+        {
+            await writer.Multiplexer.GetDatabase().StringSetAsync("written-on-target", "1");
+        }
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "abort");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("1 keys written to TARGET during the window are not on SOURCE", string.Join(' ', output.Split('\n', StringSplitOptions.TrimEntries)));
+    }
+
+    private static async Task<long> CountOnlyOnTargetAsync(Migration migration)
+    {
+        long count = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            if (await migration.TargetDb.KeyExistsAsync($"only-on-target:{i}") && !await migration.SourceDb.KeyExistsAsync($"only-on-target:{i}"))
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+}

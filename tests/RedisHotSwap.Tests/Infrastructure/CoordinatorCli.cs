@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using RedisHotSwap.Cli;
+using RedisHotSwap.Coordinator;
+
+namespace RedisHotSwap.Tests.Infrastructure;
+
+/// <summary>Runs <c>redis-hotswap</c>, in this process or as its own, with the migration's secrets in environment variables.</summary>
+internal static class CoordinatorCli
+{
+    /// <summary>The verb in this process, as the tool's entry point runs it; returns the exit code.</summary>
+    public static Task<int> InvokeAsync(Migration migration, string migrationId, params string[] args) =>
+        Commands.Build().Parse([.. args, "--source", migration.Source.ConfigurationString, "--target", migration.Target.ConfigurationString, "--migration", migrationId, "--poll-interval", "00:00:00.050"]).InvokeAsync();
+
+    /// <summary>The tool as its own process; secrets passed in environment variables, as an operator would.</summary>
+    public static Process Start(Migration migration, string migrationId, params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "redis-hotswap.dll"), .. args, "--migration", migrationId, "--poll-interval", "00:00:00.050"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["REDIS_HOTSWAP_SOURCE"] = migration.Source.ConfigurationString;
+        info.Environment["REDIS_HOTSWAP_TARGET"] = migration.Target.ConfigurationString;
+        return Process.Start(info)!;
+    }
+
+    /// <summary>Runs the tool as its own process to completion; returns its exit code and everything it printed.</summary>
+    public static async Task<(int ExitCode, string Output)> RunAsync(Migration migration, string migrationId, params string[] args)
+    {
+        using var process = Start(migration, migrationId, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    /// <summary>A second connection that only looks, as <c>redis-hotswap status</c> does.</summary>
+    public static Task<MigrationCoordinator> ObserverAsync(Migration migration, string migrationId) =>
+        MigrationCoordinator.ConnectAsync(new CoordinatorOptions
+        {
+            Source = migration.Source.ConfigurationString,
+            Target = migration.Target.ConfigurationString,
+            MigrationId = migrationId,
+        });
+
+    /// <summary>Waits until the migration's state (kept in Redis) has reached <paramref name="phase"/>.</summary>
+    public static async Task WaitForPhaseAsync(Migration migration, string migrationId, MigrationPhase phase)
+    {
+        await using var observer = await ObserverAsync(migration, migrationId);
+        await Eventually.TrueAsync(async () => (await observer.StatusAsync()).Phase >= phase, $"phase {phase}", TimeSpan.FromSeconds(60));
+    }
+}
