@@ -1,116 +1,164 @@
-// The seed procedure, live: an application writes at full speed while its Redis moves from SOURCE to TARGET.
-// Two real redis-servers are started on loopback; TARGET replicates SOURCE as a writable replica; a configuration
-// reload (what an operator's flag flip does) moves the running application; nothing is restarted.
-using System.Collections.Concurrent;
-using System.Diagnostics;
+// A whole migration, live: three application instances write at full speed while the coordinator replicates
+// SOURCE to TARGET, an operator flips each instance's configuration, and the coordinator promotes TARGET once every
+// instance has moved. Two real redis-servers run on loopback; nothing is restarted.
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using RedisHotSwap;
+using RedisHotSwap.Coordinator;
 using RedisHotSwap.Testing;
 using Spectre.Console;
 using StackExchange.Redis;
 
-const int Writers = 32;
-var loadTime = TimeSpan.FromSeconds(2);
+const string MigrationId = "demo";
+const int Instances = 3;
+const int WritersPerInstance = 16;
+const int SeedKeys = 200_000;
 
-AnsiConsole.Write(new Rule("[bold]RedisHotSwap demo[/]").LeftJustified());
+AnsiConsole.Write(new Rule("[bold]RedisHotSwap demo: a live migration[/]").LeftJustified());
 await using var source = await RedisServerProcess.StartAsync();
-await using var target = await RedisServerProcess.StartAsync(settings:
-[
-    $"masterauth {source.Password}",
-    $"replicaof 127.0.0.1 {source.Port}",
-    "replica-read-only no",
-]);
-await using var targetAdmin = await ConnectionMultiplexer.ConnectAsync(target.ConfigurationString + ",allowAdmin=true");
-await WaitForAsync(async () => (await InfoAsync(targetAdmin, "replication")).Contains("master_link_status:up", StringComparison.Ordinal));
-AnsiConsole.MarkupLine($"SOURCE [blue]{source.Endpoint}[/], TARGET [blue]{target.Endpoint}[/] (replica of SOURCE, replica-read-only no)");
+await using var target = await RedisServerProcess.StartAsync();
+await SeedAsync(source);
+AnsiConsole.MarkupLine($"SOURCE [blue]{source.Endpoint}[/] with {SeedKeys:N0} keys, empty TARGET [blue]{target.Endpoint}[/]");
 
-// What an application does: configuration, one line of DI, resolve IConnectionMultiplexer.
-var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-{
-    ["RedisHotSwap:Source"] = source.ConfigurationString,
-    ["RedisHotSwap:Target"] = target.ConfigurationString,
-    ["RedisHotSwap:UseTarget"] = "false",
-    ["RedisHotSwap:MigrationId"] = "demo",
-}).Build();
-await using var services = new ServiceCollection()
-    .AddLogging(b => b.AddSimpleConsole(o => o.SingleLine = true)
-        .SetMinimumLevel(LogLevel.Information)
-        .AddFilter("StackExchange.Redis", LogLevel.Warning))
-    .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
-    .BuildServiceProvider();
-var redis = services.GetRequiredService<IConnectionMultiplexer>();
-var control = services.GetRequiredService<IHotSwapController>();
-var db = redis.GetDatabase(); // taken once, like a cache library does
+// Each instance is what an application does: configuration, one line of DI, resolve IConnectionMultiplexer.
+var apps = Enumerable.Range(1, Instances).Select(i => App.Start(i, source, target, WritersPerInstance)).ToArray();
 
-var acknowledged = new ConcurrentQueue<(RedisKey Key, long Value)>();
-var errors = new ConcurrentQueue<Exception>();
-using var stop = new CancellationTokenSource();
-var clock = Stopwatch.StartNew();
-var loops = Enumerable.Range(0, Writers).Select(id => Task.Run(async () =>
+var flipped = 0;
+var progress = new Progress(status =>
 {
-    for (long i = 0; !stop.IsCancellationRequested; i++)
+    // The operator's part: once the coordinator opens the writable window, flip each instance in turn.
+    if (status.Phase == MigrationPhase.Cutover && Interlocked.Exchange(ref flipped, 1) == 0)
     {
-        RedisKey key = $"demo:{id}:{i}";
-        try
+        _ = Task.Run(async () =>
         {
-            await db.StringSetAsync(key, i);
-            acknowledged.Enqueue((key, i));
-        }
-        catch (Exception ex)
-        {
-            errors.Enqueue(ex);
-        }
+            foreach (var app in apps)
+            {
+                await Task.Delay(300);
+                AnsiConsole.MarkupLine($"[yellow]operator flips RedisHotSwap:UseTarget on instance {app.Number}[/]");
+                app.UseTarget();
+            }
+        });
     }
-})).ToArray();
+});
 
-await Task.Delay(loadTime);
-var switched = new TaskCompletionSource<RedisSwitchedEventArgs>();
-control.Switched += (_, e) => switched.TrySetResult(e);
-AnsiConsole.MarkupLine($"[yellow]Operator flips RedisHotSwap:UseTarget to true[/] after {acknowledged.Count:N0} writes");
-configuration["RedisHotSwap:UseTarget"] = "true";
-configuration.Reload();
-var done = await switched.Task.WaitAsync(TimeSpan.FromSeconds(30));
-await Task.Delay(loadTime);
-await stop.CancelAsync();
-await Task.WhenAll(loops);
-var elapsed = clock.Elapsed;
-
-// The last step of the procedure: nothing writes SOURCE any more, TARGET has its stream: promote it.
-await targetAdmin.GetDatabase().ExecuteAsync("REPLICAOF", "NO", "ONE");
-
-var writes = acknowledged.ToArray();
-var missing = 0;
-foreach (var chunk in writes.Chunk(5_000))
+MigrationStatus final;
+await using (var coordinator = await MigrationCoordinator.ConnectAsync(new CoordinatorOptions
 {
-    var values = await targetAdmin.GetDatabase().StringGetAsync(chunk.Select(w => w.Key).ToArray());
-    missing += chunk.Where((w, i) => values[i] != w.Value).Count();
+    Source = source.ConfigurationString,
+    Target = target.ConfigurationString,
+    MigrationId = MigrationId,
+    ExpectedInstances = Instances,
+}, progress))
+{
+    final = await coordinator.MigrateAsync();
 }
 
+await Task.WhenAll(apps.Select(a => a.Load.StopAsync()));
+await using var targetAdmin = await ConnectionMultiplexer.ConnectAsync(target.ConfigurationString);
+var writes = apps.SelectMany(a => a.Load.Acknowledged).ToArray();
+var missing = (await WriteLoad.MissingOnAsync(targetAdmin.GetDatabase(), writes)).Length;
+var errors = apps.Sum(a => a.Load.Errors.Count);
 var table = new Table().AddColumns("", "value");
-table.AddRow("acknowledged writes", $"{writes.Length:N0} ({writes.Length / elapsed.TotalSeconds:N0}/s over {Writers} async writers)");
-table.AddRow("switch", $"{done.From} -> {done.To} in {done.Duration.TotalMilliseconds:N1} ms, reason: {Markup.Escape(done.Reason)}");
-table.AddRow("errors seen by the application", errors.IsEmpty ? "[green]0[/]" : $"[red]{errors.Count}[/] ({Markup.Escape(errors.First().Message)})");
-table.AddRow("acknowledged writes missing on TARGET", missing == 0 ? "[green]0[/]" : $"[red]{missing}[/]");
-table.AddRow("TARGET role after promotion", (await InfoAsync(targetAdmin, "replication")).Contains("role:master", StringComparison.Ordinal) ? "master" : "[red]not master[/]");
-AnsiConsole.Write(table);
-
-return errors.IsEmpty && missing == 0 ? 0 : 1;
-
-static async Task<string> InfoAsync(ConnectionMultiplexer admin, string section) =>
-    (string)(await admin.GetDatabase().ExecuteAsync("INFO", section))!;
-
-static async Task WaitForAsync(Func<Task<bool>> condition)
+table.AddRow("acknowledged writes", $"{writes.Length:N0} from {Instances} instances x {WritersPerInstance} async writers");
+foreach (var app in apps)
 {
-    var deadline = Stopwatch.StartNew();
-    while (!await condition())
-    {
-        if (deadline.Elapsed > TimeSpan.FromSeconds(30))
-        {
-            throw new TimeoutException("TARGET did not finish its initial sync within 30 s.");
-        }
+    table.AddRow($"instance {app.Number}", $"{app.Controller.ActiveSide}, switch took {app.SwitchDuration?.TotalMilliseconds:0.0} ms");
+}
 
-        await Task.Delay(50);
+foreach (var (phase, duration) in final.PhaseDurations.OrderBy(p => p.Key))
+{
+    table.AddRow($"phase {phase}", $"{duration.TotalSeconds:0.00} s");
+}
+
+table.AddRow("TARGET", $"{final.TargetRole}, {final.TargetKeys.Values.Sum():N0} keys");
+table.AddRow("errors seen by the applications", errors == 0 ? "[green]0[/]" : $"[red]{errors}[/] ({Markup.Escape(apps.SelectMany(a => a.Load.Errors).First().Message)})");
+table.AddRow("acknowledged writes missing on TARGET", missing == 0 ? "[green]0[/]" : $"[red]{missing}[/]");
+AnsiConsole.Write(table);
+foreach (var app in apps)
+{
+    await app.DisposeAsync();
+}
+
+return errors == 0 && missing == 0 && final.TargetRole == "master" ? 0 : 1;
+
+static async Task SeedAsync(RedisServerProcess server)
+{
+    await using var connection = await ConnectionMultiplexer.ConnectAsync(server.ConfigurationString);
+    var db = connection.GetDatabase();
+    foreach (var chunk in Enumerable.Range(0, SeedKeys).Chunk(10_000))
+    {
+        await db.StringSetAsync(chunk.Select(i => new KeyValuePair<RedisKey, RedisValue>($"seed:{i}", new string('x', 100))).ToArray());
+    }
+}
+
+/// <summary>One application instance and its writers.</summary>
+internal sealed class App : IAsyncDisposable
+{
+    private readonly IConfigurationRoot configuration;
+    private readonly ServiceProvider services;
+
+    private App(int number, IConfigurationRoot configuration, ServiceProvider services, int writerCount)
+    {
+        Number = number;
+        this.configuration = configuration;
+        this.services = services;
+        Controller = services.GetRequiredService<IHotSwapController>();
+        Controller.Switched += (_, e) => SwitchDuration = e.Duration;
+        Load = new WriteLoad(services.GetRequiredService<IConnectionMultiplexer>().GetDatabase(), $"app{number}", writerCount);
+    }
+
+    public int Number { get; }
+
+    public IHotSwapController Controller { get; }
+
+    public TimeSpan? SwitchDuration { get; private set; }
+
+    public WriteLoad Load { get; }
+
+    public static App Start(int number, RedisServerProcess source, RedisServerProcess target, int writers)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["RedisHotSwap:Source"] = source.ConfigurationString,
+            ["RedisHotSwap:Target"] = target.ConfigurationString,
+            ["RedisHotSwap:UseTarget"] = "false",
+            ["RedisHotSwap:MigrationId"] = "demo",
+        }).Build();
+        var services = new ServiceCollection()
+            .AddLogging(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning))
+            .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
+            .BuildServiceProvider();
+        return new App(number, configuration, services, writers);
+    }
+
+    public void UseTarget()
+    {
+        configuration["RedisHotSwap:UseTarget"] = "true";
+        configuration.Reload();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Load.DisposeAsync();
+        await services.DisposeAsync();
+    }
+}
+
+/// <summary>Prints a line whenever what the coordinator waits for changes.</summary>
+internal sealed class Progress(Action<MigrationStatus> onStatus) : IProgress<MigrationStatus>
+{
+    private string? last;
+
+    public void Report(MigrationStatus value)
+    {
+        onStatus(value);
+        var line = $"{value.Phase}: waiting for {value.Waiting}";
+        if (line != last)
+        {
+            last = line;
+            var onTarget = value.Instances.Count(i => i.Side == RedisSide.Target);
+            AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss.fff}[/] coordinator {Markup.Escape(line)} [grey](lag {value.LagBytes:N0} B, {onTarget}/{value.Instances.Count} instances on TARGET)[/]");
+        }
     }
 }

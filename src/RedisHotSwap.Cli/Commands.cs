@@ -9,19 +9,16 @@ internal static class Commands
     private static readonly Option<string> Source = new("--source")
     {
         Description = "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_SOURCE") ?? string.Empty,
     };
 
     private static readonly Option<string> Target = new("--target")
     {
         Description = "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_TARGET") ?? string.Empty,
     };
 
     private static readonly Option<string> Migration = new("--migration")
     {
         Description = "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).",
-        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("REDIS_HOTSWAP_MIGRATION") ?? string.Empty,
     };
 
     private static readonly Option<bool> Json = new("--json") { Description = "Write JSON (one object per line) instead of tables." };
@@ -46,6 +43,12 @@ internal static class Commands
     {
         Description = "Longest write pause on SOURCE while TARGET catches up before promotion.",
         DefaultValueFactory = _ => TimeSpan.FromSeconds(30),
+    };
+
+    private static readonly Option<long> MaxLag = new("--max-lag")
+    {
+        Description = "Bytes TARGET may trail SOURCE before the writable window opens.",
+        DefaultValueFactory = _ => 64 * 1024,
     };
 
     private static readonly Option<TimeSpan> PollInterval = new("--poll-interval")
@@ -77,7 +80,7 @@ internal static class Commands
     {
         var command = new Command(name, description)
         {
-            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval,
+            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval, MaxLag,
         };
         command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
         return command;
@@ -85,14 +88,19 @@ internal static class Commands
 
     private static CoordinatorOptions Options(ParseResult parse) => new()
     {
-        Source = parse.GetValue(Source) ?? string.Empty,
-        Target = parse.GetValue(Target) ?? string.Empty,
-        MigrationId = parse.GetValue(Migration) ?? string.Empty,
+        Source = OrEnvironment(parse.GetValue(Source), "REDIS_HOTSWAP_SOURCE"),
+        Target = OrEnvironment(parse.GetValue(Target), "REDIS_HOTSWAP_TARGET"),
+        MigrationId = OrEnvironment(parse.GetValue(Migration), "REDIS_HOTSWAP_MIGRATION"),
         AllowTargetData = parse.GetValue(AllowTargetData),
         ExpectedInstances = parse.GetValue(ExpectInstances),
         SyncTimeout = parse.GetValue(SyncTimeout),
         InstancesTimeout = parse.GetValue(InstancesTimeout),
         PromotionTimeout = parse.GetValue(PromotionTimeout),
         PollInterval = parse.GetValue(PollInterval),
+        MaxLagBytes = parse.GetValue(MaxLag),
     };
+
+    // Not a default value: help prints defaults, and these hold passwords.
+    private static string OrEnvironment(string? value, string variable) =>
+        string.IsNullOrEmpty(value) ? Environment.GetEnvironmentVariable(variable) ?? string.Empty : value;
 }

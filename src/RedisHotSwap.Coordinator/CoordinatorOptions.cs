@@ -26,6 +26,11 @@ public sealed class CoordinatorOptions
     [Range(0, 100_000)]
     public int ExpectedInstances { get; set; } = 1;
 
+    /// <summary>How far (bytes of SOURCE's stream) TARGET may trail before the writable window opens.</summary>
+    /// <value>The default value is 64 KiB.</value>
+    [Range(0, long.MaxValue)]
+    public long MaxLagBytes { get; set; } = 64 * 1024;
+
     /// <summary>How long the initial sync may take.</summary>
     /// <value>The default value is 30 minutes.</value>
     public TimeSpan SyncTimeout { get; set; } = TimeSpan.FromMinutes(30);

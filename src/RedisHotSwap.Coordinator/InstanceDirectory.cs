@@ -1,5 +1,6 @@
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Protocol;
+using StackExchange.Redis;
 
 namespace RedisHotSwap.Coordinator;
 
@@ -9,8 +10,9 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
     /// <summary>Every instance whose report has not expired, by its newest report.</summary>
     public async Task<IReadOnlyList<InstanceReport>> LiveAsync()
     {
-        var ids = (await source.Database.SetMembersAsync(MigrationKeys.Instances(migrationId)).ConfigureAwait(false))
-            .Concat(await target.Database.SetMembersAsync(MigrationKeys.Instances(migrationId)).ConfigureAwait(false))
+        var set = MigrationKeys.Instances(migrationId);
+        var ids = (await source.ReadAsync(db => db.SetMembersAsync(set), []).ConfigureAwait(false))
+            .Concat(await target.ReadAsync(db => db.SetMembersAsync(set), []).ConfigureAwait(false))
             .Select(v => (string)v!)
             .Distinct(StringComparer.Ordinal)
             .ToArray();
@@ -20,8 +22,8 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
         }
 
         var keys = ids.Select(id => MigrationKeys.Instance(migrationId, id)).ToArray();
-        var onSource = await source.Database.StringGetAsync(keys).ConfigureAwait(false);
-        var onTarget = await target.Database.StringGetAsync(keys).ConfigureAwait(false);
+        var onSource = await source.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
+        var onTarget = await target.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
         return ids
             .Select((_, i) => new[] { InstanceReport.FromJson(onSource[i]), InstanceReport.FromJson(onTarget[i]) }
                 .OfType<InstanceReport>()

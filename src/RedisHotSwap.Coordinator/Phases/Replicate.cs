@@ -41,13 +41,19 @@ public sealed partial class MigrationCoordinator
         var synced = await WaitAsync(options.SyncTimeout, async () =>
         {
             var info = await Target.InfoAsync().ConfigureAwait(false);
-            return (info.LinkUp && !info.SyncInProgress, info.SyncInProgress ? "initial sync of TARGET" : "TARGET's replication link");
+            if (!info.LinkUp || info.SyncInProgress)
+            {
+                return (false, info.SyncInProgress ? "initial sync of TARGET" : "TARGET's replication link");
+            }
+
+            var lag = (await Source.InfoAsync().ConfigureAwait(false)).MasterOffset - info.ReplicaOffset;
+            return (lag <= options.MaxLagBytes, $"TARGET to come within {options.MaxLagBytes:N0} bytes of SOURCE ({lag:N0} behind)");
         }, cancellationToken).ConfigureAwait(false);
 
         if (!synced)
         {
             throw await HaltAsync(state, Source,
-                $"TARGET did not finish its initial sync within {options.SyncTimeout}.",
+                $"TARGET did not finish its initial sync and come within {options.MaxLagBytes:N0} bytes of SOURCE within {options.SyncTimeout}.",
                 "TARGET stays a replica of SOURCE; no application was moved.",
                 "Check TARGET's log (masterauth, network, disk), then run the same command again to keep waiting, or 'abort'.").ConfigureAwait(false);
         }

@@ -86,6 +86,22 @@ public sealed class RedisNode : IAsyncDisposable
     public async Task<ServerInfo> InfoAsync() =>
         ServerInfo.Parse((string)(await Server.ExecuteAsync("INFO", "everything").ConfigureAwait(false))!);
 
+    /// <summary>
+    /// Reads data, or returns <paramref name="whileLoading"/> while the server loads its dataset (a replica does
+    /// during its initial sync, and refuses reads with LOADING).
+    /// </summary>
+    internal async Task<T> ReadAsync<T>(Func<IDatabase, Task<T>> read, T whileLoading)
+    {
+        try
+        {
+            return await read(Database).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Kind == RedisErrorKind.Loading)
+        {
+            return whileLoading;
+        }
+    }
+
     internal async Task<string?> ConfigGetAsync(string key)
     {
         var pairs = await Server.ConfigGetAsync(key).ConfigureAwait(false);

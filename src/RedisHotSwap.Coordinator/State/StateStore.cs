@@ -10,8 +10,8 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
     public async Task<MigrationState> ReadAsync()
     {
         var key = MigrationKeys.State(migrationId);
-        var onSource = MigrationState.FromHash(await source.Database.HashGetAllAsync(key).ConfigureAwait(false));
-        var onTarget = MigrationState.FromHash(await target.Database.HashGetAllAsync(key).ConfigureAwait(false));
+        var onSource = MigrationState.FromHash(await source.ReadAsync(db => db.HashGetAllAsync(key), []).ConfigureAwait(false));
+        var onTarget = MigrationState.FromHash(await target.ReadAsync(db => db.HashGetAllAsync(key), []).ConfigureAwait(false));
         return new[] { onSource, onTarget }.OfType<MigrationState>().MaxBy(s => s.Revision) ?? new MigrationState();
     }
 

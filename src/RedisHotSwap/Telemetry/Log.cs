@@ -44,6 +44,6 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Could not report this instance to the migration coordinator: {Reason}; trying again at the next heartbeat.")]
     public static partial void ReportFailed(ILogger logger, string reason);
 
-    [LoggerMessage(14, LogLevel.Warning, "The migration coordinator directs every instance to {Side}: {Reason}.")]
+    [LoggerMessage(14, LogLevel.Information, "The migration coordinator directs every instance to {Side}: {Reason}.")]
     public static partial void DirectiveReceived(ILogger logger, RedisSide side, string reason);
 }

@@ -1,4 +1,5 @@
 using RedisHotSwap.Coordinator;
+using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
 
 namespace RedisHotSwap.Tests.Coordinator;

@@ -76,6 +76,19 @@ public sealed class PreflightTests
         Assert.DoesNotContain("hunter2", absent.Output);
     }
 
+    [Fact]
+    public async Task Help_WithSecretsInTheEnvironment_NeverPrintsThem()
+    {
+        await using var migration = await Migration.StartAsync();
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, "pf", "migrate", "--help");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("REDIS_HOTSWAP_SOURCE", output);
+        Assert.DoesNotContain(migration.Source.Password, output);
+        Assert.DoesNotContain(migration.Target.Password, output);
+    }
+
     private static async Task AssertUntouchedAsync(Migration migration, string id, string output)
     {
         Assert.Contains("role:master", await migration.InfoAsync(migration.Target, "replication"));
