@@ -49,3 +49,37 @@ public sealed class CoordinatorUnitTests
         Assert.Contains("\"side\":\"Target\"", report.ToJson());
     }
 }
+
+public sealed class PreflightRulesUnitTests
+{
+    private static readonly ServerInfo Source = ServerInfo.Parse("role:master\nrun_id:aaa\nredis_version:7.0.15\nused_memory:5000000\n");
+    private static readonly ServerInfo EmptyTarget = ServerInfo.Parse("role:master\nrun_id:bbb\nredis_version:7.2.4\n");
+
+    [Fact]
+    public void Problems_ForAFreshPair_AreNone() =>
+        Assert.Empty(PreflightRules.Problems(Facts(EmptyTarget)));
+
+    [Theory]
+    [InlineData("role:master\nrun_id:bbb\nredis_version:6.2.14\n", 0, "TARGET runs Redis 6.2.14, older than SOURCE's 7.0.15")]
+    [InlineData("role:master\nrun_id:aaa\nredis_version:7.0.15\n", 0, "SOURCE and TARGET are the same server (run_id aaa)")]
+    [InlineData("role:master\nrun_id:bbb\nredis_version:7.2.4\ndb0:keys=3,expires=0\n", 0, "TARGET holds 3 keys that REPLICAOF would erase")]
+    [InlineData("role:master\nrun_id:bbb\nredis_version:7.2.4\n", 1_000_000, "TARGET's maxmemory (1000000 bytes) is below SOURCE's used memory (5000000 bytes)")]
+    [InlineData("role:slave\nmaster_host:10.1.1.1\nmaster_port:6380\nrun_id:bbb\nredis_version:7.2.4\n", 0, "TARGET is already a replica of 10.1.1.1:6380")]
+    public void Problems_NameEachRefusalOnOneLine(string target, long maxMemory, string expected)
+    {
+        var line = Assert.Single(PreflightRules.Problems(Facts(ServerInfo.Parse(target)) with { TargetMaxMemory = maxMemory }));
+
+        Assert.StartsWith(expected, line);
+        Assert.DoesNotContain('\n', line);
+    }
+
+    [Fact]
+    public void Problems_WhenResuming_AcceptTheDataReplicationBrought()
+    {
+        var replica = ServerInfo.Parse("role:slave\nmaster_host:127.0.0.1\nmaster_port:6379\nrun_id:bbb\nredis_version:7.2.4\ndb0:keys=900,expires=0\n");
+
+        Assert.Empty(PreflightRules.Problems(Facts(replica) with { TargetReplicatesSource = true, Phase = MigrationPhase.Cutover }));
+    }
+
+    private static PreflightFacts Facts(ServerInfo target) => new(Source, target, 0, false, MigrationPhase.New, false, "m");
+}

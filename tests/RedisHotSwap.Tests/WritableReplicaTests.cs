@@ -48,4 +48,33 @@ public sealed class WritableReplicaTests
         Assert.Equal("s", await migration.TargetDb.StringGetAsync("from-source")); // SOURCE's writes still reach TARGET
         Assert.False(await migration.SourceDb.KeyExistsAsync("plain")); // written to TARGET, not SOURCE
     }
+
+    [Fact]
+    public async Task Switch_ToReadOnlyReplica_IsRefusedAndTriedAgainUntilItOpens()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        var target = migration.TargetAdmin.GetServer(migration.Target.Endpoint);
+        await target.ConfigSetAsync("replica-read-only", "yes");
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:RetryInterval"] = "00:00:00.100";
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+
+        var refused = await Assert.ThrowsAsync<RedisHotSwapException>(() => app.Controller.SwitchToAsync(RedisSide.Target));
+        Assert.Contains("read-only replica", refused.Message);
+        Assert.DoesNotContain(migration.Target.Password, refused.Message);
+
+        var next = app.NextSwitch();
+        app.SetUseTarget(true);
+        await Eventually.TrueAsync(
+            () => Task.FromResult(app.Logs.GetSnapshot().Any(r => r.Message.StartsWith("Could not switch Redis traffic to Target", StringComparison.Ordinal))),
+            "the configured switch to be refused");
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        await app.Multiplexer.GetDatabase().StringSetAsync("still-writable", "1"); // on SOURCE
+
+        await target.ConfigSetAsync("replica-read-only", "no");
+
+        Assert.Equal(RedisSide.Target, (await next).To);
+        await app.Multiplexer.GetDatabase().StringSetAsync("on-target", "1");
+        Assert.True(await migration.TargetDb.KeyExistsAsync("on-target"));
+    }
 }

@@ -11,44 +11,9 @@ public sealed partial class MigrationCoordinator
         var state = await ReadStateAsync().ConfigureAwait(false);
         var source = await Source.InfoAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
-        var problems = new List<string>();
-
-        if (source.RunId == target.RunId)
-        {
-            problems.Add($"SOURCE and TARGET are the same server (run_id {source.RunId}); point --target at the server you are moving to.");
-        }
-
-        if (source.IsReplica)
-        {
-            problems.Add($"SOURCE is itself a replica of {source.MasterHost}:{source.MasterPort}; give its primary as --source.");
-        }
-
-        var replicatesSource = target.IsReplica && ReplicatesSource(target);
-        if (target.IsReplica && !replicatesSource)
-        {
-            problems.Add($"TARGET is already a replica of {target.MasterHost}:{target.MasterPort}; detach it (REPLICAOF NO ONE) or choose another TARGET.");
-        }
-
-        if (state.Phase == MigrationPhase.New && !replicatesSource && target.TotalKeys > 0 && !options.AllowTargetData)
-        {
-            problems.Add($"TARGET holds {target.TotalKeys} keys that REPLICAOF would erase; empty it (FLUSHALL) or pass --allow-target-data.");
-        }
-
-        if (target.Version < source.Version)
-        {
-            problems.Add($"TARGET runs Redis {target.Version}, older than SOURCE's {source.Version}; a replica must not be older than its primary: upgrade TARGET.");
-        }
-
-        if (long.TryParse(await Target.ConfigGetAsync("maxmemory").ConfigureAwait(false), out var maxMemory) && maxMemory > 0 && maxMemory < source.UsedMemory)
-        {
-            problems.Add($"TARGET's maxmemory ({maxMemory} bytes) is below SOURCE's used memory ({source.UsedMemory} bytes); raise it (CONFIG SET maxmemory) before migrating.");
-        }
-
-        if (state.Phase is MigrationPhase.Promoted or MigrationPhase.Aborted)
-        {
-            problems.Add($"Migration '{options.MigrationId}' is already {state.Phase.ToString().ToLowerInvariant()}; use a new --migration id to start another.");
-        }
-
+        var maxMemory = long.TryParse(await Target.ConfigGetAsync("maxmemory").ConfigureAwait(false), out var configured) ? configured : 0; // 0: no limit
+        var problems = PreflightRules.Problems(new PreflightFacts(
+            source, target, maxMemory, target.IsReplica && ReplicatesSource(target), state.Phase, options.AllowTargetData, options.MigrationId));
         if (problems.Count > 0)
         {
             throw new PreflightRefusedException(problems);
@@ -61,4 +26,55 @@ public sealed partial class MigrationCoordinator
             || (IsLoopback(target.MasterHost) && IsLoopback(Source.Host)));
 
     private static bool IsLoopback(string host) => host is "127.0.0.1" or "localhost" or "::1";
+}
+
+/// <summary>What preflight decides on, read from both servers and the state.</summary>
+internal sealed record PreflightFacts(
+    ServerInfo Source, ServerInfo Target, long TargetMaxMemory, bool TargetReplicatesSource, MigrationPhase Phase, bool AllowTargetData, string MigrationId);
+
+/// <summary>The preflight rules, pure: each failing rule is one line naming the problem and the remedy.</summary>
+internal static class PreflightRules
+{
+    public static IReadOnlyList<string> Problems(PreflightFacts facts)
+    {
+        var (source, target) = (facts.Source, facts.Target);
+        var problems = new List<string>();
+
+        if (source.RunId == target.RunId)
+        {
+            problems.Add($"SOURCE and TARGET are the same server (run_id {source.RunId}); point --target at the server you are moving to.");
+        }
+
+        if (source.IsReplica)
+        {
+            problems.Add($"SOURCE is itself a replica of {source.MasterHost}:{source.MasterPort}; give its primary as --source.");
+        }
+
+        if (target.IsReplica && !facts.TargetReplicatesSource)
+        {
+            problems.Add($"TARGET is already a replica of {target.MasterHost}:{target.MasterPort}; detach it (REPLICAOF NO ONE) or choose another TARGET.");
+        }
+
+        if (facts.Phase == MigrationPhase.New && !facts.TargetReplicatesSource && target.TotalKeys > 0 && !facts.AllowTargetData)
+        {
+            problems.Add($"TARGET holds {target.TotalKeys} keys that REPLICAOF would erase; empty it (FLUSHALL) or pass --allow-target-data.");
+        }
+
+        if (target.Version < source.Version)
+        {
+            problems.Add($"TARGET runs Redis {target.Version}, older than SOURCE's {source.Version}; a replica must not be older than its primary: upgrade TARGET.");
+        }
+
+        if (facts.TargetMaxMemory > 0 && facts.TargetMaxMemory < source.UsedMemory)
+        {
+            problems.Add($"TARGET's maxmemory ({facts.TargetMaxMemory} bytes) is below SOURCE's used memory ({source.UsedMemory} bytes); raise it (CONFIG SET maxmemory) before migrating.");
+        }
+
+        if (facts.Phase is MigrationPhase.Promoted or MigrationPhase.Aborted)
+        {
+            problems.Add($"Migration '{facts.MigrationId}' is already {facts.Phase.ToString().ToLowerInvariant()}; use a new --migration id to start another.");
+        }
+
+        return problems;
+    }
 }

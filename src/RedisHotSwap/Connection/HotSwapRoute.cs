@@ -58,17 +58,21 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         var server = multiplexer.GetServers().FirstOrDefault(s => s.IsConnected);
         if (allowWritesToReplica && server is { IsReplica: true })
         {
-            if (await IsReadOnlyReplicaAsync(multiplexer).ConfigureAwait(false))
-            {
-                Log.ReadOnlyReplica(logger, side);
-            }
-
             var writable = options.Clone();
             writable.CommandMap = WritableReplicaCommands;
             writable.DefaultVersion = server.Version; // it can no longer ask the server
             await multiplexer.DisposeAsync().ConfigureAwait(false);
             multiplexer = await ConnectCheckedAsync(side, configuration, writable, cancellationToken).ConfigureAwait(false);
             writableReplica = true;
+
+            // Without the role commands the client probes with a write; a replica with replica-read-only yes refuses
+            // it, and the client then refuses every write. Moving traffic there would fail the application's writes.
+            if (multiplexer.GetServers().Any(s => s.IsReplica))
+            {
+                await multiplexer.DisposeAsync().ConfigureAwait(false);
+                throw new RedisHotSwapException(
+                    $"{side} ({Redaction.Redact(configuration)}) is a read-only replica (replica-read-only yes); writes would fail there. Open it for writes first (the coordinator's cutover does), then switch.");
+            }
         }
 
         Log.Connected(logger, side, Redaction.Redact(configuration), writableReplica ? " as a writable replica" : string.Empty);
@@ -195,20 +199,6 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
             throw new RedisHotSwapException(
                 $"{side} ({Redaction.Redact(configuration)}) did not answer: {Redaction.Scrub(ex.Message, configuration)}; check that it is running and that the credentials are right.");
-        }
-    }
-
-    private static async Task<bool> IsReadOnlyReplicaAsync(ConnectionMultiplexer multiplexer)
-    {
-        try
-        {
-            var reply = await multiplexer.GetDatabase().ExecuteAsync("CONFIG", "GET", "replica-read-only").ConfigureAwait(false);
-            var pair = (RedisResult[]?)reply;
-            return pair is { Length: 2 } && string.Equals((string?)pair[1], "yes", StringComparison.OrdinalIgnoreCase);
-        }
-        catch (Exception ex) when (ex is RedisException or RedisCommandException)
-        {
-            return false; // CONFIG needs admin mode, and providers may disable it; nothing to warn about then.
         }
     }
 }

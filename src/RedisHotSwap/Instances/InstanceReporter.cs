@@ -96,9 +96,10 @@ internal sealed class InstanceReporter : IAsyncDisposable
             {
                 await ReportAsync().ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
+            catch (Exception ex) when (!token.IsCancellationRequested)
             {
-                Log.ReportFailed(multiplexer.Logger, ex.Message);
+                // Whatever went wrong, the next heartbeat tries again: a silent instance would look dead.
+                Log.ReportFailed(multiplexer.Logger, ex.ToString());
             }
 
             try

@@ -26,9 +26,6 @@ internal static partial class Log
     [LoggerMessage(7, LogLevel.Error, "Rejected a RedisHotSwap configuration change and kept the previous one: {Failures}")]
     public static partial void ReloadRejected(ILogger logger, string failures);
 
-    [LoggerMessage(8, LogLevel.Warning, "{Side} is a replica with replica-read-only yes: writes to it will fail until it is promoted or replica-read-only is set to no.")]
-    public static partial void ReadOnlyReplica(ILogger logger, RedisSide side);
-
     [LoggerMessage(9, LogLevel.Warning, "A queue subscription (ISubscriber.Subscribe(channel) without a handler) to {Channel} stays on the server it was made on and ends when that connection is retired; use a handler subscription to follow switches.")]
     public static partial void QueueSubscriptionNotSwappable(ILogger logger, string channel);
 

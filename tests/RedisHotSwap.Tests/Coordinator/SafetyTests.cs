@@ -29,6 +29,37 @@ public sealed class SafetyTests
     }
 
     [Fact]
+    public async Task Cutover_WhenAnInstanceNeverMoves_TimesOutNamingItAndCanBeRunAgain()
+    {
+        const string id = "straggler";
+        await using var migration = await Migration.StartAsync();
+        await using var moves = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var stays = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            o.ExpectedInstances = 2;
+            o.InstancesTimeout = TimeSpan.FromSeconds(3);
+        });
+        await coordinator.ReplicateAsync();
+        var cutover = coordinator.CutoverAsync();
+        await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
+        var next = moves.NextSwitch();
+        moves.SetUseTarget(true);
+        await next;
+
+        var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => cutover);
+
+        var straggler = Assert.Single((await coordinator.StatusAsync()).Instances, i => i.Side == RedisSide.Source);
+        Assert.Contains(straggler.InstanceId, halted.Problem);
+        Assert.Contains("run the same command again", halted.HowToContinue);
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication")); // left as it was
+
+        stays.SetUseTarget(true);
+        await coordinator.CutoverAsync();
+        Assert.All((await coordinator.StatusAsync()).Instances, i => Assert.Equal(RedisSide.Target, i.Side));
+    }
+
+    [Fact]
     public async Task Abort_AfterSomeInstancesSwitched_MovesThemBackCountsTargetOnlyKeysAndDetachesTarget()
     {
         const string id = "abort";

@@ -35,14 +35,19 @@ internal static class CoordinatorCli
         return (process.ExitCode, await stdout + await stderr);
     }
 
-    /// <summary>A second connection that only looks, as <c>redis-hotswap status</c> does.</summary>
-    public static Task<MigrationCoordinator> ObserverAsync(Migration migration, string migrationId) =>
-        MigrationCoordinator.ConnectAsync(new CoordinatorOptions
+    /// <summary>The coordinator as a library; used also as a second connection that only looks, as <c>redis-hotswap status</c> does.</summary>
+    public static Task<MigrationCoordinator> ObserverAsync(Migration migration, string migrationId, Action<CoordinatorOptions>? configure = null)
+    {
+        var options = new CoordinatorOptions
         {
             Source = migration.Source.ConfigurationString,
             Target = migration.Target.ConfigurationString,
             MigrationId = migrationId,
-        });
+            PollInterval = TimeSpan.FromMilliseconds(50),
+        };
+        configure?.Invoke(options);
+        return MigrationCoordinator.ConnectAsync(options);
+    }
 
     /// <summary>Waits until the migration's state (kept in Redis) has reached <paramref name="phase"/>.</summary>
     public static async Task WaitForPhaseAsync(Migration migration, string migrationId, MigrationPhase phase)
