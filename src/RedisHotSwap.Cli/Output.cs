@@ -24,7 +24,7 @@ internal sealed class JsonOutput : IOutput
         Converters = { new JsonStringEnumConverter() },
     };
 
-    public IProgress<MigrationStatus> Progress { get; } = new SynchronousProgress(s => Write(new { @event = "progress", status = s }));
+    public IProgress<MigrationStatus> Progress { get; } = new ThrottledProgress(s => Write(new { @event = "progress", status = s }));
 
     public void Finished(string verb, MigrationStatus status, TimeSpan elapsed, bool showStatus) =>
         Write(new { @event = "done", verb, elapsedSeconds = elapsed.TotalSeconds, status });
@@ -39,9 +39,7 @@ internal sealed class JsonOutput : IOutput
 
 internal sealed class ConsoleOutput : IOutput
 {
-    private string? lastWaiting;
-
-    public ConsoleOutput() => Progress = new SynchronousProgress(Report);
+    public ConsoleOutput() => Progress = new ThrottledProgress(Report);
 
     public IProgress<MigrationStatus> Progress { get; }
 
@@ -85,12 +83,7 @@ internal sealed class ConsoleOutput : IOutput
             + (status.SyncInProgress ? $", synced {status.SyncReadBytes:N0} B" : string.Empty)
             + $", keys SOURCE {Keys(status.SourceKeys)} / TARGET {Keys(status.TargetKeys)}"
             + $", instances {status.Instances.Count(i => i.Side == RedisSide.Target)}/{status.Instances.Count} on TARGET";
-        var summary = $"{status.Phase}|{status.Waiting}";
-        if (summary != lastWaiting)
-        {
-            lastWaiting = summary;
-            AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {Markup.Escape(line)}");
-        }
+        AnsiConsole.MarkupLine($"[grey]{DateTime.Now:HH:mm:ss}[/] {Markup.Escape(line)}");
     }
 
     private static Table StatusTable(MigrationStatus s) => new Table().Title($"migration {Markup.Escape(s.MigrationId)}").AddColumns("", "value")
@@ -120,8 +113,26 @@ internal sealed class ConsoleOutput : IOutput
         keys.Count == 0 ? "0" : string.Join(" ", keys.OrderBy(k => k.Key).Select(k => $"db{k.Key}={k.Value:N0}"));
 }
 
-/// <summary>Reports on the caller's thread, in order (Progress&lt;T&gt; would post to the thread pool).</summary>
-internal sealed class SynchronousProgress(Action<MigrationStatus> report) : IProgress<MigrationStatus>
+/// <summary>
+/// Passes on a status when what the coordinator waits for changes, and otherwise every two seconds (so a long sync
+/// shows its bytes and lag moving without flooding a log). Runs on the caller's thread, in order.
+/// </summary>
+internal sealed class ThrottledProgress(Action<MigrationStatus> report) : IProgress<MigrationStatus>
 {
-    public void Report(MigrationStatus value) => report(value);
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(2);
+    private string? last;
+    private long lastAt;
+
+    public void Report(MigrationStatus value)
+    {
+        var summary = $"{value.Phase}|{value.Waiting}";
+        if (summary == last && System.Diagnostics.Stopwatch.GetElapsedTime(lastAt) < Every)
+        {
+            return;
+        }
+
+        last = summary;
+        lastAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        report(value);
+    }
 }
