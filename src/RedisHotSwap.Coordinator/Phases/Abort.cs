@@ -20,14 +20,11 @@ public sealed partial class MigrationCoordinator
 
         await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
-        if (target.IsReplica && ReplicatesSource(target))
+        // Written on SOURCE, the directive replicates to TARGET and reaches the instances there too...
+        await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+        if (!(target.IsReplica && ReplicatesSource(target)))
         {
-            // Written on SOURCE, it replicates to TARGET and reaches the instances there too.
-            await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
-        }
-        else
-        {
-            await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+            // ...unless TARGET no longer replicates: then tell the instances there directly.
             await PublishDirectiveAsync(Target, RedisSide.Source, "migration aborted").ConfigureAwait(false);
         }
 

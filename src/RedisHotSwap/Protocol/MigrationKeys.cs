@@ -5,7 +5,8 @@ namespace RedisHotSwap.Protocol;
 /// <summary>
 /// The keys and channel that application instances and the coordinator share for one migration. They live in
 /// database 0 of the servers being migrated, so they replicate with the data; every name starts with
-/// <see cref="Prefix"/> and the coordinator removes them when the migration is done.
+/// <see cref="Prefix"/>. They stay after promotion (the directive keeps instances on TARGET) until applications drop
+/// <c>MigrationId</c> from their configuration; then <c>__redis-hotswap:{id}:*</c> can be deleted.
 /// </summary>
 /// <remarks>This class and the message types beside it are the whole protocol; version it through <see cref="Version"/>.</remarks>
 public static class MigrationKeys
