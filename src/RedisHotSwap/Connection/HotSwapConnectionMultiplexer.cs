@@ -112,8 +112,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     public Task<bool> SwitchToAsync(RedisSide side, CancellationToken cancellationToken = default) =>
         SwitchToAsync(side, "requested by code", cancellationToken);
 
-    /// <summary>Moves traffic to <paramref name="side"/>, or reconnects it when its configuration string changed.</summary>
-    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// Moves traffic to <paramref name="side"/>, or reconnects it when its configuration string changed or
+    /// <paramref name="reconnect"/> asks (for example to drop writable-replica mode once TARGET was promoted).
+    /// </summary>
+    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken, bool reconnect = false)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -122,7 +125,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             var current = Options;
             var configuration = current.ConfigurationFor(side);
             var old = active;
-            if (old.Side == side && old.Configuration == configuration)
+            if (old.Side == side && old.Configuration == configuration && !reconnect)
             {
                 return false;
             }

@@ -35,6 +35,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private RedisSide decided;
     private bool retryPending;
     private Directive? directive;
+    private DateTimeOffset? reconnectedFor;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
@@ -180,13 +181,13 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         }
 
         multiplexer.Options = options;
+        var directing = Volatile.Read(ref directive);
         RedisSide side;
         string reason;
         try
         {
-            var directed = Volatile.Read(ref directive);
-            side = directed?.Side ?? await DecideAsync(options, features).ConfigureAwait(false);
-            reason = directed is not null ? $"coordinator directive ({directed.Reason})"
+            side = directing?.Side ?? await DecideAsync(options, features).ConfigureAwait(false);
+            reason = directing is not null ? $"coordinator directive ({directing.Reason})"
                 : string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget"
                 : $"feature flag {options.FeatureFlag}";
         }
@@ -197,16 +198,27 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         }
 
         var active = multiplexer.ActiveRoute;
-        var reconnect = active.Side == side && active.Configuration != options.ConfigurationFor(side);
-        if (side == decided && !retryPending && !reconnect)
+        var changedString = active.Side == side && active.Configuration != options.ConfigurationFor(side);
+
+        // Only a promotion issues a directive to TARGET: a connection made in writable-replica mode can become a
+        // plain one (INFO, RESP3, role tracking) with the same warm-swap-drain as any switch. Once per directive.
+        var promoted = directing is { Side: RedisSide.Target } && active is { Side: RedisSide.Target, WritableReplica: true }
+            && directing.IssuedAt != reconnectedFor;
+        if (side == decided && !retryPending && !changedString && !promoted)
         {
             return; // nothing changed since the last decision; a switch made from code stands
         }
 
         decided = side;
+        if (promoted)
+        {
+            reconnectedFor = directing!.IssuedAt;
+        }
+
         try
         {
-            await multiplexer.SwitchToAsync(side, reconnect ? "configuration string changed" : reason, token).ConfigureAwait(false);
+            var why = changedString ? "configuration string changed" : promoted ? "TARGET was promoted; reconnecting as to a primary" : reason;
+            await multiplexer.SwitchToAsync(side, why, token, reconnect: promoted).ConfigureAwait(false);
             retryPending = false;
         }
         catch (RedisHotSwapException ex)

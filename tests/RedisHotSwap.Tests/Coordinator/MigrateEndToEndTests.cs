@@ -26,6 +26,10 @@ public sealed class MigrateEndToEndTests
 
         Assert.Equal(0, await migrate.WaitAsync(TimeSpan.FromMinutes(2)));
 
+        // Told of the promotion, instances leave writable-replica mode for a plain connection, under load.
+        await Eventually.TrueAsync(
+            () => Task.FromResult(new[] { first, second }.All(a => !((RedisHotSwap.Connection.HotSwapConnectionMultiplexer)a.Multiplexer).ActiveRoute.WritableReplica)),
+            "instances to reconnect to the promoted TARGET as to a primary");
         await firstLoad.MoreAsync(2_000); // still writing, now to the promoted TARGET
         await firstLoad.StopAsync();
         await secondLoad.StopAsync();
