@@ -13,6 +13,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
     private const int StartAttempts = 5;
     private readonly Process process;
     private readonly string directory;
+    private int disposed;
 
     private RedisServerProcess(Process process, string directory, int port, string password)
     {
@@ -58,9 +59,14 @@ public sealed class RedisServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops the server and removes its directory.</summary>
+    /// <summary>Stops the server (as a crash would: no save) and removes its directory; safe to call twice.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref disposed, 1) != 0)
+        {
+            return;
+        }
+
         if (!process.HasExited)
         {
             process.Kill(entireProcessTree: true);

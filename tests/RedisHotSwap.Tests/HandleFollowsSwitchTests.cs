@@ -110,4 +110,28 @@ public sealed class HandleFollowsSwitchTests
 
         Assert.Equal("hi", await got.Task.WaitAsync(TimeSpan.FromSeconds(10)));
     }
+
+    [Fact]
+    public async Task Switch_AwayFromADeadSource_CompletesAndTriggersKeepWorking()
+    {
+        await using var migration = await Migration.StartAsync();
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:DrainTimeout"] = "00:00:01";
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+        await app.Multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal("news"), (_, _) => { });
+
+        await migration.Source.DisposeAsync(); // SOURCE dies
+        var next = app.NextSwitch();
+        app.SetUseTarget(true);
+
+        Assert.Equal(RedisSide.Target, (await next).To);
+        await app.Multiplexer.GetDatabase().StringSetAsync("after", "1");
+        Assert.Equal("1", await migration.TargetDb.StringGetAsync("after"));
+        Assert.Equal(1, await migration.SubscribersAsync(migration.Target, "news"));
+
+        var back = app.NextSwitch(); // the trigger loop survived the failed retirement
+        app.Configuration["RedisHotSwap:Target"] = migration.Target.ConfigurationString + ",name=still-listening";
+        app.Configuration.Reload();
+        Assert.Equal(RedisSide.Target, (await back).To);
+    }
 }

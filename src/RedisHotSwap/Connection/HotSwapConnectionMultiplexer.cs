@@ -159,8 +159,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             Log.Switched(Logger, side, elapsed.TotalMilliseconds);
             RaiseSwitched(new RedisSwitchedEventArgs(old.Side, side, count, elapsed, reason));
 
-            await old.CloseSubscriptionsAsync().ConfigureAwait(false);
-            await old.DrainAndCloseAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
+            await old.RetireAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
             return true;
         }
         finally

@@ -127,8 +127,39 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         }
     }
 
-    /// <summary>Unsubscribes every channel and refuses new subscriptions: nothing stays subscribed on a retired side.</summary>
-    public async Task CloseSubscriptionsAsync()
+    /// <summary>
+    /// Takes this route out of service after a swap: drops its subscriptions (nothing stays subscribed on a retired
+    /// side), lets the commands in flight finish (up to <paramref name="timeout"/>), then closes. Never throws: the
+    /// swap already happened, and a retiring side may be the one that failed.
+    /// </summary>
+    public async Task RetireAsync(TimeSpan timeout, TimeProvider time, ILogger logger)
+    {
+        var started = time.GetTimestamp();
+        try
+        {
+            await CloseSubscriptionsAsync().ConfigureAwait(false);
+            long outstanding;
+            while ((outstanding = Multiplexer.GetCounters().TotalOutstanding) > 0 && time.GetElapsedTime(started) < timeout)
+            {
+                // Polling, because StackExchange.Redis raises no event when its queues empty; a few ms is well below a drain.
+                await Task.Delay(TimeSpan.FromMilliseconds(5), time).ConfigureAwait(false);
+            }
+
+            if (outstanding > 0)
+            {
+                Log.DrainTimedOut(logger, Side, outstanding, timeout);
+            }
+
+            await DisposeAsync().ConfigureAwait(false);
+            Log.Retired(logger, Side, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Log.RetireFailed(logger, Side, ex.Message);
+        }
+    }
+
+    private async Task CloseSubscriptionsAsync()
     {
         await subscriptionGate.WaitAsync().ConfigureAwait(false);
         try
@@ -137,33 +168,15 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             if (channels.Count > 0)
             {
                 channels.Clear();
-                await Multiplexer.GetSubscriber().UnsubscribeAllAsync().ConfigureAwait(false);
+
+                // Fire and forget: closing the connection ends them anyway, and a dead server must not hold the retirement up.
+                await Multiplexer.GetSubscriber().UnsubscribeAllAsync(CommandFlags.FireAndForget).ConfigureAwait(false);
             }
         }
         finally
         {
             subscriptionGate.Release();
         }
-    }
-
-    /// <summary>Waits for the commands in flight to complete (up to <paramref name="timeout"/>), then closes.</summary>
-    public async Task DrainAndCloseAsync(TimeSpan timeout, TimeProvider time, ILogger logger)
-    {
-        var started = time.GetTimestamp();
-        long outstanding;
-        while ((outstanding = Multiplexer.GetCounters().TotalOutstanding) > 0 && time.GetElapsedTime(started) < timeout)
-        {
-            // Polling, because StackExchange.Redis raises no event when its queues empty; a few ms is well below a drain.
-            await Task.Delay(TimeSpan.FromMilliseconds(5), time).ConfigureAwait(false);
-        }
-
-        if (outstanding > 0)
-        {
-            Log.DrainTimedOut(logger, Side, outstanding, timeout);
-        }
-
-        await DisposeAsync().ConfigureAwait(false);
-        Log.Retired(logger, Side, time.GetElapsedTime(started).TotalMilliseconds);
     }
 
     public ValueTask DisposeAsync() => DisposeAsync(allowCommandsToComplete: true);

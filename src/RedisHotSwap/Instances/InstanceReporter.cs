@@ -83,23 +83,32 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private async Task RunAsync()
     {
         var token = stopping.Token;
-        await ((IConnectionMultiplexer)multiplexer).GetSubscriber()
-            .SubscribeAsync(MigrationKeys.DirectiveChannel(migrationId), (_, message) =>
-            {
-                onDirective(Directive.FromJson(message));
-                Wake();
-            }).ConfigureAwait(false);
+        var channel = MigrationKeys.DirectiveChannel(migrationId);
+
+        // In the registry, the subscription follows every switch; reaching the server is tried until it works.
+        multiplexer.Subscriptions.Add(channel, (_, message) =>
+        {
+            onDirective(Directive.FromJson(message));
+            Wake();
+        });
+        var listening = false;
 
         while (!token.IsCancellationRequested)
         {
             try
             {
+                if (!listening)
+                {
+                    await multiplexer.EnsureSubscribedAsync(channel, CommandFlags.None).ConfigureAwait(false);
+                    listening = true;
+                }
+
                 await ReportAsync().ConfigureAwait(false);
             }
             catch (Exception ex) when (!token.IsCancellationRequested)
             {
                 // Whatever went wrong, the next heartbeat tries again: a silent instance would look dead.
-                Log.ReportFailed(multiplexer.Logger, ex.ToString());
+                Log.ReportFailed(multiplexer.Logger, ex.Message);
             }
 
             try

@@ -43,4 +43,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Information, "The migration coordinator directs every instance to {Side}: {Reason}.")]
     public static partial void DirectiveReceived(ILogger logger, RedisSide side, string reason);
+
+    [LoggerMessage(15, LogLevel.Warning, "Closing the retired connection to {Side} failed ({Reason}); traffic had already moved.")]
+    public static partial void RetireFailed(ILogger logger, RedisSide side, string reason);
 }

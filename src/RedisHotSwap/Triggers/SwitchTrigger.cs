@@ -135,7 +135,16 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         while (!token.IsCancellationRequested)
         {
             await WaitForWakeAsync(token).ConfigureAwait(false);
-            await EvaluateAsync(token).ConfigureAwait(false);
+            try
+            {
+                await EvaluateAsync(token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!token.IsCancellationRequested)
+            {
+                // The loop must outlive any one evaluation: it is what moves the instance.
+                retryPending = true;
+                Log.SwitchFailed(logger, decided, ex.Message, multiplexer.ActiveSide, multiplexer.Options.RetryInterval);
+            }
         }
     }
 
