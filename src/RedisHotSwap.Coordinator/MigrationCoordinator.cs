@@ -155,13 +155,34 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         }
     }
 
-    private async Task PublishDirectiveAsync(RedisNode primary, RedisSide side, string reason)
+    private Task PublishDirectiveAsync(RedisNode primary, RedisSide side, string reason) =>
+        PublishDirectiveAsync(primary, new Directive(side, reason, time.GetUtcNow()).ToJson());
+
+    private async Task PublishDirectiveAsync(RedisNode primary, string directive)
     {
-        var directive = new Directive(side, reason, time.GetUtcNow()).ToJson();
         await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), directive).ConfigureAwait(false);
         await primary.Connection.GetSubscriber().PublishAsync(MigrationKeys.DirectiveChannel(options.MigrationId), directive).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Whether at least the expected number of live instances report <paramref name="side"/> and have finished with
+    /// the other one (an instance still draining its old connection may yet write there); otherwise who is missing.
+    /// </summary>
+    private async Task<(bool Done, string Waiting)> InstancesOnAsync(RedisSide side)
+    {
+        var live = await instances.LiveAsync().ConfigureAwait(false);
+        var stragglers = live.Where(r => r.Side != side || r.Draining).ToArray();
+        if (side == RedisSide.Target && live.Count < options.ExpectedInstances)
+        {
+            return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
+        }
+
+        var where = side == RedisSide.Target ? "SOURCE" : "TARGET";
+        return stragglers.Length == 0
+            ? (true, $"nothing: all {live.Count} instances report {side.ToString().ToUpperInvariant()}")
+            : (false, $"{stragglers.Length} of {live.Count} instances still on {where} or draining it: {Names(stragglers)}");
+    }
+
     private static string Names(IEnumerable<InstanceReport> reports) =>
-        string.Join(", ", reports.Select(r => $"{r.InstanceId} ({r.Application}, pid {r.ProcessId})"));
+        string.Join(", ", reports.Select(r => $"{r.InstanceId} ({r.Application}, pid {r.ProcessId}{(r.Draining ? ", draining" : string.Empty)})"));
 }

@@ -13,13 +13,13 @@ public sealed partial class MigrationCoordinator
     public async Task<long> AbortAsync(CancellationToken cancellationToken = default)
     {
         var state = await ReadStateAsync().ConfigureAwait(false);
-        if (state.Phase == MigrationPhase.Promoted)
+        var target = await Target.InfoAsync().ConfigureAwait(false);
+        if (!target.IsReplica && await PromotedByThisMigrationAsync(state, target).ConfigureAwait(false))
         {
-            throw new PreflightRefusedException($"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible. Migrate back with a new migration from TARGET to SOURCE.");
+            throw new PreflightRefusedException($"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible (SOURCE lacks what was written since). Run 'promote' to finish, or migrate back with a new migration from TARGET to SOURCE.");
         }
 
-        await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
-        var target = await Target.InfoAsync().ConfigureAwait(false);
+        await UnpauseQuietlyAsync().ConfigureAwait(false);
         // Written on SOURCE, the directive replicates to TARGET and reaches the instances there too...
         await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
         if (!(target.IsReplica && ReplicatesSource(target)))
@@ -28,11 +28,7 @@ public sealed partial class MigrationCoordinator
             await PublishDirectiveAsync(Target, RedisSide.Source, "migration aborted").ConfigureAwait(false);
         }
 
-        var back = await WaitAsync(options.InstancesTimeout, async () =>
-        {
-            var stragglers = (await instances.LiveAsync().ConfigureAwait(false)).Where(r => r.Side != RedisSide.Source).ToArray();
-            return (stragglers.Length == 0, $"{stragglers.Length} instances still on TARGET: {Names(stragglers)}");
-        }, cancellationToken).ConfigureAwait(false);
+        var back = await WaitAsync(options.InstancesTimeout, () => InstancesOnAsync(RedisSide.Source), cancellationToken).ConfigureAwait(false);
 
         if (!back)
         {
@@ -45,6 +41,9 @@ public sealed partial class MigrationCoordinator
         {
             await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
         }
+
+        await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false);
+        await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
 
         await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
         progress?.Report(await StatusAsync(onlyOnTarget == 0

@@ -21,15 +21,22 @@ public sealed partial class MigrationCoordinator
             throw new PreflightRefusedException($"Migration '{options.MigrationId}' has not replicated yet; run 'replicate' first.");
         }
 
-        await Target.ConfigSetAsync("replica-read-only", "no").ConfigureAwait(false);
         if (state.Phase == MigrationPhase.Replicating)
         {
+            // The baseline is recorded before TARGET accepts a single write, so that no resync can hide behind it,
+            // and so that a coordinator killed right after finds the window open (and never re-issues REPLICAOF).
             var target = await Target.InfoAsync().ConfigureAwait(false);
             var source = await Source.InfoAsync().ConfigureAwait(false);
             state = await store.WriteAsync(
                 state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
                 Source).ConfigureAwait(false);
+            if (await WindowProblemAsync(state).ConfigureAwait(false) is { } problem)
+            {
+                throw await HaltAsync(state, Source, problem, "TARGET was not opened for writes.", "Run 'replicate' again.").ConfigureAwait(false);
+            }
         }
+
+        await Target.ConfigSetAsync("replica-read-only", "no").ConfigureAwait(false);
 
         string? unsafeWindow = null;
         var moved = await WaitAsync(options.InstancesTimeout, async () =>
@@ -40,16 +47,7 @@ public sealed partial class MigrationCoordinator
                 return (true, unsafeWindow);
             }
 
-            var live = await instances.LiveAsync().ConfigureAwait(false);
-            var stragglers = live.Where(r => r.Side != RedisSide.Target).ToArray();
-            if (live.Count < options.ExpectedInstances)
-            {
-                return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
-            }
-
-            return stragglers.Length == 0
-                ? (true, $"nothing: all {live.Count} instances report TARGET")
-                : (false, $"{stragglers.Length} of {live.Count} instances still on SOURCE: {Names(stragglers)}");
+            return await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
         }, cancellationToken).ConfigureAwait(false);
 
         if (unsafeWindow is not null)
@@ -61,9 +59,9 @@ public sealed partial class MigrationCoordinator
 
         if (!moved)
         {
-            var stragglers = (await instances.LiveAsync().ConfigureAwait(false)).Where(r => r.Side != RedisSide.Target);
+            var (_, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
             throw await HaltAsync(state, Source,
-                $"Not every instance moved to TARGET within {options.InstancesTimeout}; still on SOURCE: {Names(stragglers)}.",
+                $"Not every instance moved to TARGET within {options.InstancesTimeout}: {waiting}.",
                 "TARGET stays a writable replica of SOURCE; switched instances keep writing TARGET, the others SOURCE.",
                 "Flip the remaining instances, then run the same command again; or 'abort'.").ConfigureAwait(false);
         }

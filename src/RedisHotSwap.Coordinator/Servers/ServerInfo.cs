@@ -42,6 +42,12 @@ public sealed class ServerInfo
     /// <summary>The replication id of this server's data history; a replica's changes when it full-resyncs.</summary>
     public string ReplicationId => Text("master_replid");
 
+    /// <summary>The replication id this server had before its last promotion (its former primary's), or zeros.</summary>
+    public string PreviousReplicationId => Text("master_replid2");
+
+    /// <summary>Whether the last background save succeeded.</summary>
+    public bool LastSaveSucceeded => Text("rdb_last_bgsave_status") == "ok";
+
     /// <summary>How many full resyncs this primary has served.</summary>
     public long FullSyncs => Number("sync_full");
 

@@ -30,6 +30,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private volatile HotSwapRoute active;
     private RedisHotSwapOptions options;
     private long generation;
+    private int retiring;
     private int disposed;
     private readonly List<IAsyncDisposable> companions = [];
 
@@ -79,6 +80,12 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     internal HotSwapRoute ActiveRoute => active;
 
+    /// <summary>Whether a connection to the side traffic left is still finishing its commands; until it has, that side may yet receive writes.</summary>
+    internal bool IsDraining => Volatile.Read(ref retiring) > 0;
+
+    /// <summary>Raised when a retired connection has finished and closed.</summary>
+    internal event Action? Drained;
+
     internal HotSwapTelemetry Telemetry { get; }
 
     internal ILogger Logger { get; }
@@ -122,6 +129,8 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // Closed while this call waited for the gate: opening a route now would leak it.
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
             var current = Options;
             var configuration = current.ConfigurationFor(side);
             var old = active;
@@ -137,7 +146,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             try
             {
                 // Warm: the new side listens on every channel before it takes any traffic (at-least-once across the switch).
-                await SubscribeAllAsync(next).ConfigureAwait(false);
+                await SubscribeAllAsync(next, strict: true).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
@@ -148,18 +157,36 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
             AttachEvents(next);
 
-            old.MarkRetiring();
-            active = next;
-            var count = Interlocked.Increment(ref generation);
+            // Only a retiring connection to the other side matters to the coordinator: it may still write there.
+            var leavingSide = old.Side != side;
+            if (leavingSide)
+            {
+                Interlocked.Increment(ref retiring);
+            }
 
-            // Channels subscribed while the first pass ran.
-            await SubscribeAllAsync(next).ConfigureAwait(false);
-            var elapsed = time.GetElapsedTime(started);
-            Telemetry.Switched(side, elapsed);
-            Log.Switched(Logger, side, elapsed.TotalMilliseconds);
-            RaiseSwitched(new RedisSwitchedEventArgs(old.Side, side, count, elapsed, reason));
+            try
+            {
+                old.MarkRetiring();
+                active = next;
+                var count = Interlocked.Increment(ref generation);
 
-            await old.RetireAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
+                // Channels subscribed while the first pass ran; from here on nothing may stop the old side's retirement.
+                await SubscribeAllAsync(next, strict: false).ConfigureAwait(false);
+                var elapsed = time.GetElapsedTime(started);
+                Telemetry.Switched(side, elapsed);
+                Log.Switched(Logger, side, elapsed.TotalMilliseconds);
+                RaiseSwitched(new RedisSwitchedEventArgs(old.Side, side, count, elapsed, reason));
+            }
+            finally
+            {
+                await old.RetireAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
+                if (leavingSide)
+                {
+                    Interlocked.Decrement(ref retiring);
+                    Drained?.Invoke();
+                }
+            }
+
             return true;
         }
         finally
@@ -237,11 +264,20 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         while (!ReferenceEquals(route, active));
     }
 
-    private async Task SubscribeAllAsync(HotSwapRoute route)
+    // Strict (before the swap): a channel the application needs and the new side refuses stops the switch.
+    // Otherwise (after the swap, or an optional channel such as the coordinator's directive): logged, not thrown.
+    private async Task SubscribeAllAsync(HotSwapRoute route, bool strict)
     {
         foreach (var channel in Subscriptions.Channels)
         {
-            await route.EnsureSubscribedAsync(channel, Subscriptions, CommandFlags.None).ConfigureAwait(false);
+            try
+            {
+                await route.EnsureSubscribedAsync(channel, Subscriptions, CommandFlags.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when ((ex is RedisException or TimeoutException) && !(strict && !Subscriptions.IsOptional(channel)))
+            {
+                Log.SubscribeFailed(Logger, channel.ToString(), route.Side, ex.Message);
+            }
         }
     }
 

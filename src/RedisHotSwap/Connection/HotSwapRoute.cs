@@ -185,27 +185,33 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     {
         await Multiplexer.CloseAsync(allowCommandsToComplete).ConfigureAwait(false);
         await Multiplexer.DisposeAsync().ConfigureAwait(false);
-        subscriptionGate.Dispose();
+
+        // The subscription gate is left to the collector: a caller that read this route just before it retired may
+        // still wait on it, and must find the route closed, not an ObjectDisposedException.
     }
 
     private static async Task<ConnectionMultiplexer> ConnectCheckedAsync(
         RedisSide side, string configuration, ConfigurationOptions options, CancellationToken cancellationToken)
     {
+        // The connect itself is bounded by the configuration's connectTimeout and is never abandoned: a multiplexer
+        // that arrived after the caller gave up would otherwise stay open.
+        var connecting = ConnectionMultiplexer.ConnectAsync(options);
         ConnectionMultiplexer? multiplexer = null;
         try
         {
-            multiplexer = await ConnectionMultiplexer.ConnectAsync(options).WaitAsync(cancellationToken).ConfigureAwait(false);
+            multiplexer = await connecting.ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
             await multiplexer.GetDatabase().PingAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             return multiplexer;
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or OperationCanceledException)
+        catch (Exception ex)
         {
             if (multiplexer is not null)
             {
                 await multiplexer.DisposeAsync().ConfigureAwait(false);
             }
 
-            if (ex is OperationCanceledException && cancellationToken.IsCancellationRequested)
+            if (ex is not (RedisException or TimeoutException))
             {
                 throw;
             }

@@ -13,11 +13,22 @@ internal sealed class SubscriptionRegistry(ILogger logger)
 {
     private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>[]> handlers = new();
     private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>> dispatchers = new();
+    private readonly ConcurrentDictionary<RedisChannel, bool> optional = new();
     private readonly Lock gate = new();
 
     public IReadOnlyCollection<RedisChannel> Channels => handlers.Keys.ToArray();
 
     public bool Contains(RedisChannel channel) => handlers.ContainsKey(channel);
+
+    /// <summary>Whether a side that refuses <paramref name="channel"/> may still take traffic (the SDK's own channels).</summary>
+    public bool IsOptional(RedisChannel channel) => optional.ContainsKey(channel);
+
+    /// <summary>Adds a channel of the SDK's own that must never stop a switch.</summary>
+    public void AddOptional(RedisChannel channel, Action<RedisChannel, RedisValue> handler)
+    {
+        optional[channel] = true;
+        Add(channel, handler);
+    }
 
     public void Add(RedisChannel channel, Action<RedisChannel, RedisValue> handler)
     {

@@ -8,7 +8,7 @@ namespace RedisHotSwap.Forwarding;
 /// </summary>
 /// <remarks>
 /// Only failures that prove the command never ran are replayed: the connection was already closed, the command was
-/// still waiting to be written, or the server refused it as read-only. A command that may have run (timed out after
+/// still waiting to be written, or the server refused it as read-only or for want of replicas (a retired SOURCE is fenced that way). A command that may have run (timed out after
 /// it was sent, for example) surfaces as it would without RedisHotSwap: replaying it could apply a write twice.
 /// </remarks>
 internal static class Replay
@@ -17,7 +17,7 @@ internal static class Replay
     {
         ObjectDisposedException => true,
         RedisConnectionException connection => connection.CommandStatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog,
-        RedisServerException server => server.Kind == RedisErrorKind.ReadOnly,
+        RedisServerException server => server.Kind is RedisErrorKind.ReadOnly or RedisErrorKind.NoReplicas,
         _ => false,
     };
 

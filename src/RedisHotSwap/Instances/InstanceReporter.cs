@@ -40,6 +40,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         instanceKey = MigrationKeys.Instance(migrationId, instanceId);
         application = Assembly.GetEntryAssembly()?.GetName().Name ?? "unknown";
         multiplexer.Switched += (_, _) => Wake();
+        multiplexer.Drained += Wake;
         loop = Task.Run(RunAsync);
     }
 
@@ -86,7 +87,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var channel = MigrationKeys.DirectiveChannel(migrationId);
 
         // In the registry, the subscription follows every switch; reaching the server is tried until it works.
-        multiplexer.Subscriptions.Add(channel, (_, message) =>
+        multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
         {
             onDirective(Directive.FromJson(message));
             Wake();
@@ -97,18 +98,37 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             try
             {
-                if (!listening)
+                await ReportAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                if (token.IsCancellationRequested)
+                {
+                    return; // stopping: whatever the last report met no longer matters
+                }
+
+                // Whatever went wrong, the next heartbeat tries again: a silent instance would look dead.
+                Log.ReportFailed(multiplexer.Logger, ex.Message);
+            }
+
+            // The push channel only speeds directives up (the report reads them too): it may fail, say for want of
+            // an ACL channel permission, without keeping this instance from reporting.
+            if (!listening)
+            {
+                try
                 {
                     await multiplexer.EnsureSubscribedAsync(channel, CommandFlags.None).ConfigureAwait(false);
                     listening = true;
                 }
+                catch (Exception ex)
+                {
+                    if (token.IsCancellationRequested)
+                    {
+                        return;
+                    }
 
-                await ReportAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (!token.IsCancellationRequested)
-            {
-                // Whatever went wrong, the next heartbeat tries again: a silent instance would look dead.
-                Log.ReportFailed(multiplexer.Logger, ex.Message);
+                    Log.SubscribeFailed(multiplexer.Logger, channel.ToString(), multiplexer.ActiveSide, ex.Message);
+                }
             }
 
             try
@@ -134,7 +154,8 @@ internal sealed class InstanceReporter : IAsyncDisposable
             migrationId,
             multiplexer.Generation,
             Interlocked.Increment(ref sequence),
-            time.GetUtcNow());
+            time.GetUtcNow(),
+            multiplexer.IsDraining);
 
         var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
         var batch = db.CreateBatch();

@@ -13,6 +13,10 @@ namespace RedisHotSwap.Protocol;
 /// <param name="Generation">How many switches it has applied.</param>
 /// <param name="Sequence">Increases with every report; of two copies (one per server) the higher wins.</param>
 /// <param name="ReportedAt">When it reported, by its own clock.</param>
+/// <param name="Draining">
+/// Whether its previous connection is still finishing commands: until it has, the side it left may yet receive
+/// writes, so the coordinator does not count it as moved.
+/// </param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
 public sealed record InstanceReport(
     string InstanceId,
@@ -24,6 +28,7 @@ public sealed record InstanceReport(
     long Generation,
     long Sequence,
     DateTimeOffset ReportedAt,
+    bool Draining = false,
     int Version = MigrationKeys.Version)
 {
     /// <summary>The report as stored.</summary>
@@ -37,8 +42,9 @@ public sealed record InstanceReport(
 /// <param name="Side">The side every instance must use.</param>
 /// <param name="Reason">Why, for the instances' logs (for example "migration aborted").</param>
 /// <param name="IssuedAt">When the coordinator issued it.</param>
+/// <param name="Promoted">TARGET is a primary now: an instance connected to it as to a writable replica reconnects plainly.</param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
-public sealed record Directive(RedisSide Side, string Reason, DateTimeOffset IssuedAt, int Version = MigrationKeys.Version)
+public sealed record Directive(RedisSide Side, string Reason, DateTimeOffset IssuedAt, bool Promoted = false, int Version = MigrationKeys.Version)
 {
     /// <summary>The directive as stored and published.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.Directive);

@@ -46,4 +46,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Warning, "Closing the retired connection to {Side} failed ({Reason}); traffic had already moved.")]
     public static partial void RetireFailed(ILogger logger, RedisSide side, string reason);
+
+    [LoggerMessage(16, LogLevel.Warning, "Could not subscribe {Side} to {Channel} ({Reason}); it is tried again at the next switch or subscription.")]
+    public static partial void SubscribeFailed(ILogger logger, string channel, RedisSide side, string reason);
 }

@@ -116,7 +116,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     public void SetDirective(Directive? value)
     {
         var previous = Interlocked.Exchange(ref directive, value);
-        if (previous?.Side != value?.Side)
+        if (previous != value) // by value: every heartbeat reads the same directive anew
         {
             if (value is not null)
             {
@@ -139,8 +139,13 @@ internal sealed class SwitchTrigger : IAsyncDisposable
             {
                 await EvaluateAsync(token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (!token.IsCancellationRequested)
+            catch (Exception ex)
             {
+                if (token.IsCancellationRequested)
+                {
+                    return; // stopping: a switch cut short by the stop is no failure
+                }
+
                 // The loop must outlive any one evaluation: it is what moves the instance.
                 retryPending = true;
                 Log.SwitchFailed(logger, decided, ex.Message, multiplexer.ActiveSide, multiplexer.Options.RetryInterval);
@@ -209,9 +214,9 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         var active = multiplexer.ActiveRoute;
         var changedString = active.Side == side && active.Configuration != options.ConfigurationFor(side);
 
-        // Only a promotion issues a directive to TARGET: a connection made in writable-replica mode can become a
-        // plain one (INFO, RESP3, role tracking) with the same warm-swap-drain as any switch. Once per directive.
-        var promoted = directing is { Side: RedisSide.Target } && active is { Side: RedisSide.Target, WritableReplica: true }
+        // Once TARGET is promoted, a connection made in writable-replica mode can become a plain one (INFO, RESP3,
+        // role tracking) with the same warm-swap-drain as any switch. Once per directive.
+        var promoted = directing is { Side: RedisSide.Target, Promoted: true } && active is { Side: RedisSide.Target, WritableReplica: true }
             && directing.IssuedAt != reconnectedFor;
         if (side == decided && !retryPending && !changedString && !promoted)
         {
@@ -219,16 +224,15 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         }
 
         decided = side;
-        if (promoted)
-        {
-            reconnectedFor = directing!.IssuedAt;
-        }
-
         try
         {
             var why = changedString ? "configuration string changed" : promoted ? "TARGET was promoted; reconnecting as to a primary" : reason;
             await multiplexer.SwitchToAsync(side, why, token, reconnect: promoted).ConfigureAwait(false);
             retryPending = false;
+            if (promoted)
+            {
+                reconnectedFor = directing!.IssuedAt; // only once it worked: a failed reconnect is tried again
+            }
         }
         catch (RedisHotSwapException ex)
         {

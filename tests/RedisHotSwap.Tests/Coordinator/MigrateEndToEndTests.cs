@@ -36,6 +36,8 @@ public sealed class MigrateEndToEndTests
         var (externalWrites, externalErrors, externalOutput) = await external.StopAsync();
 
         Assert.Contains("role:master", await migration.InfoAsync(migration.Target, "replication"));
+        var fenced = await Assert.ThrowsAsync<StackExchange.Redis.RedisServerException>(() => migration.SourceDb.StringSetAsync("late", "lost?"));
+        Assert.StartsWith("NOREPLICAS", fenced.Message); // the retired SOURCE refuses writes instead of losing them
         await using (var observer = await CoordinatorCli.ObserverAsync(migration, id))
         {
             var status = await observer.StatusAsync();

@@ -29,6 +29,23 @@ public sealed class SafetyTests
     }
 
     [Fact]
+    public async Task Promote_WhenTargetWasDetachedByAnyoneElse_RefusesAndDirectsNobody()
+    {
+        const string id = "detached";
+        await using var migration = await Migration.StartAsync();
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o => o.ExpectedInstances = 0);
+        await coordinator.ReplicateAsync();
+        await coordinator.CutoverAsync();
+        await migration.TargetAdmin.GetServer(migration.Target.Endpoint).ExecuteAsync("REPLICAOF", "NO", "ONE"); // not the coordinator
+
+        var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => coordinator.PromoteAsync());
+
+        Assert.Contains("did not promote it", halted.Problem);
+        Assert.False(await migration.TargetDb.KeyExistsAsync(RedisHotSwap.Protocol.MigrationKeys.Directive(id)));
+        await migration.SourceDb.StringSetAsync("source-still-writable", "1");
+    }
+
+    [Fact]
     public async Task Cutover_WhenAnInstanceNeverMoves_TimesOutNamingItAndCanBeRunAgain()
     {
         const string id = "straggler";
