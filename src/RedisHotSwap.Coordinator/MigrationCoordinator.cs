@@ -121,7 +121,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         {
             await store.WriteAsync(state with { Halted = problem }, primary).ConfigureAwait(false);
         }
-        catch (RedisException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // The halt itself is what matters; the record is a courtesy.
         }

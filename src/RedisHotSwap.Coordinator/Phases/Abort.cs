@@ -14,12 +14,13 @@ public sealed partial class MigrationCoordinator
     {
         var state = await ReadStateAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
-        if (!target.IsReplica && await PromotedByThisMigrationAsync(state, target).ConfigureAwait(false))
+        if (!target.IsReplica && PromotedByThisMigration(state, target))
         {
             throw new PreflightRefusedException($"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible (SOURCE lacks what was written since). Run 'promote' to finish, or migrate back with a new migration from TARGET to SOURCE.");
         }
 
-        await UnpauseQuietlyAsync().ConfigureAwait(false);
+        await UndoFenceAsync(state).ConfigureAwait(false);
+
         // Written on SOURCE, the directive replicates to TARGET and reaches the instances there too...
         await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
         if (!(target.IsReplica && ReplicatesSource(target)))
@@ -37,6 +38,9 @@ public sealed partial class MigrationCoordinator
         }
 
         var onlyOnTarget = await CountKeysOnlyOnTargetAsync().ConfigureAwait(false);
+
+        // Recorded before TARGET is detached: a detached TARGET must never be taken for one this migration promoted.
+        state = await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
         if ((await Target.InfoAsync().ConfigureAwait(false)).IsReplica)
         {
             await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
@@ -45,7 +49,6 @@ public sealed partial class MigrationCoordinator
         await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false);
         await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
 
-        await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
         progress?.Report(await StatusAsync(onlyOnTarget == 0
             ? "aborted; TARGET detached"
             : $"aborted; TARGET detached. WARNING: {onlyOnTarget} keys written to TARGET during the window are not on SOURCE").ConfigureAwait(false));

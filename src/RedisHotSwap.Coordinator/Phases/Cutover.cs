@@ -27,13 +27,15 @@ public sealed partial class MigrationCoordinator
             // and so that a coordinator killed right after finds the window open (and never re-issues REPLICAOF).
             var target = await Target.InfoAsync().ConfigureAwait(false);
             var source = await Source.InfoAsync().ConfigureAwait(false);
+            if (!(target.IsReplica && ReplicatesSource(target) && target.LinkUp && !target.SyncInProgress))
+            {
+                throw await HaltAsync(state, Source, "TARGET is not an in-sync replica of SOURCE.", "TARGET was not opened for writes.",
+                    "Run 'replicate' again.").ConfigureAwait(false);
+            }
+
             state = await store.WriteAsync(
                 state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
                 Source).ConfigureAwait(false);
-            if (await WindowProblemAsync(state).ConfigureAwait(false) is { } problem)
-            {
-                throw await HaltAsync(state, Source, problem, "TARGET was not opened for writes.", "Run 'replicate' again.").ConfigureAwait(false);
-            }
         }
 
         await Target.ConfigSetAsync("replica-read-only", "no").ConfigureAwait(false);

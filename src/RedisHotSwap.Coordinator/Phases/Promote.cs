@@ -1,6 +1,7 @@
 using System.Globalization;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Coordinator.State;
+using RedisHotSwap.Protocol;
 
 namespace RedisHotSwap.Coordinator;
 
@@ -10,10 +11,10 @@ public sealed partial class MigrationCoordinator
     private static readonly TimeSpan PauseMargin = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Once every live instance reports TARGET (and has drained SOURCE): directs new instances to TARGET, pauses
-    /// writes on SOURCE (the fence), checks the instances again, waits until TARGET has consumed SOURCE's whole
-    /// stream, promotes TARGET, makes SOURCE refuse writes for good, lifts the pause, snapshots SOURCE, and waits
-    /// until every live instance reports TARGET.
+    /// Once every live instance reports TARGET (and has drained SOURCE): directs new instances to TARGET, arms a
+    /// fence that makes SOURCE refuse writes the moment TARGET leaves it, pauses SOURCE's writes, checks the
+    /// instances again, waits until TARGET has consumed SOURCE's whole stream, promotes TARGET, verifies the fence,
+    /// lifts the pause, snapshots SOURCE, and waits until every live instance reports TARGET.
     /// </summary>
     public async Task<MigrationStatus> PromoteAsync(CancellationToken cancellationToken = default)
     {
@@ -28,7 +29,7 @@ public sealed partial class MigrationCoordinator
         {
             state = await FenceAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
         }
-        else if (!await PromotedByThisMigrationAsync(state, target).ConfigureAwait(false))
+        else if (!PromotedByThisMigration(state, target))
         {
             throw await HaltAsync(state, Source,
                 "TARGET is a primary, but this migration did not promote it (it was detached or restarted); SOURCE may hold writes TARGET lacks.",
@@ -38,6 +39,7 @@ public sealed partial class MigrationCoordinator
 
         // TARGET is a primary from here on: the state, and the instruction to stay, live on it. Each step below is
         // idempotent, so a coordinator killed anywhere after the promotion finishes the job when run again.
+        await Target.ConfigSetAsync("min-replicas-to-write", "0").ConfigureAwait(false); // a fence from an earlier migration must not bite here
         await Target.Connection.ConfigureAsync().ConfigureAwait(false);
         if (state.Phase != MigrationPhase.Promoted)
         {
@@ -46,13 +48,12 @@ public sealed partial class MigrationCoordinator
 
         await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false); // SOURCE's secret has no business on TARGET now
         await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
-        var directive = new Protocol.Directive(RedisSide.Target, "TARGET was promoted", time.GetUtcNow(), Promoted: true).ToJson();
+        var directive = new Directive(RedisSide.Target, "TARGET was promoted", time.GetUtcNow(), Promoted: true).ToJson();
         await PublishDirectiveAsync(Target, directive).ConfigureAwait(false);
-        await FenceSourceForGoodAsync().ConfigureAwait(false);
-        await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
+        await UnpauseQuietlyAsync().ConfigureAwait(false);
 
         // SOURCE refuses the SET now, but PUBLISH is no write: instances still listening there hear it at once.
-        await Source.Connection.GetSubscriber().PublishAsync(Protocol.MigrationKeys.DirectiveChannel(options.MigrationId), directive).ConfigureAwait(false);
+        await Source.Connection.GetSubscriber().PublishAsync(MigrationKeys.DirectiveChannel(options.MigrationId), directive).ConfigureAwait(false);
         var snapshot = await SnapshotSourceAsync(cancellationToken).ConfigureAwait(false);
 
         var settled = await WaitAsync(options.InstancesTimeout, () => InstancesOnAsync(RedisSide.Target), cancellationToken).ConfigureAwait(false);
@@ -69,6 +70,8 @@ public sealed partial class MigrationCoordinator
 
     private async Task<MigrationState> FenceAndPromoteAsync(MigrationState state, CancellationToken cancellationToken)
     {
+        // A pause left by a killed run would hold every write below, the coordinator's own included.
+        await UnpauseQuietlyAsync().ConfigureAwait(false);
         var (ready, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
         if (!ready)
         {
@@ -80,72 +83,135 @@ public sealed partial class MigrationCoordinator
             throw await HaltAsync(state, Source, problem, "Nothing was promoted.", "Run 'abort', then start a new migration.").ConfigureAwait(false);
         }
 
-        // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to TARGET.
-        await PublishDirectiveAsync(Source, new Protocol.Directive(RedisSide.Target, "TARGET is being promoted", time.GetUtcNow()).ToJson()).ConfigureAwait(false);
-        state = await EnterAsync(state, MigrationPhase.Promoting, Source).ConfigureAwait(false);
+        // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to
+        // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
+        await PublishDirectiveAsync(Source, new Directive(RedisSide.Target, "TARGET is being promoted", time.GetUtcNow()).ToJson()).ConfigureAwait(false);
+        var source = await Source.InfoAsync().ConfigureAwait(false);
+        state = await store.WriteAsync(
+            state.Enter(MigrationPhase.Promoting, time.GetUtcNow()) with
+            {
+                PromotionReplicationId = source.ReplicationId,
+                SourceMinReplicas = state.SourceMinReplicas ?? await Source.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false) ?? "0",
+            },
+            Source).ConfigureAwait(false);
+
+        // Armed while TARGET is still attached, the fence changes nothing yet: SOURCE keeps every replica it needs.
+        // The moment TARGET leaves, SOURCE is one replica short and refuses every write (NOREPLICAS), so there is no
+        // instant, even if this coordinator dies, in which SOURCE takes writes that TARGET will never see.
+        var replicas = await ArmFenceAsync().ConfigureAwait(false);
 
         var pause = (long)(options.PromotionTimeout + PauseMargin).TotalMilliseconds;
         await Source.ExecuteAsync("CLIENT", "PAUSE", pause.ToString(CultureInfo.InvariantCulture), "WRITE").ConfigureAwait(false);
-        var promoted = false;
+        (string Problem, string Left, string Next)? failure;
         try
         {
-            // Behind the fence: an instance that moved back, or was still draining, shows up now or never.
-            (ready, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
-            if (!ready)
-            {
-                throw await HaltAsync(state, Source, $"Not promoting: {waiting}.", "SOURCE's writes were unpaused; nothing was promoted.", "Run 'promote' again.").ConfigureAwait(false);
-            }
-
-            var sourceOffset = (await Source.InfoAsync().ConfigureAwait(false)).MasterOffset;
-            string? problemDuringDrain = null;
-            var drained = await WaitAsync(options.PromotionTimeout, async () =>
-            {
-                problemDuringDrain = await WindowProblemAsync(state).ConfigureAwait(false);
-                var info = await Target.InfoAsync().ConfigureAwait(false);
-                return (problemDuringDrain is not null || info.ReplicaOffset >= sourceOffset,
-                    $"TARGET to consume SOURCE's stream ({Math.Max(0, sourceOffset - info.ReplicaOffset)} bytes left)");
-            }, cancellationToken).ConfigureAwait(false);
-
-            if (!drained || problemDuringDrain is not null)
-            {
-                throw await HaltAsync(state, Source,
-                    problemDuringDrain ?? $"TARGET did not consume SOURCE's stream within {options.PromotionTimeout}.",
-                    "SOURCE's writes were unpaused; TARGET is still a replica and nothing was promoted.",
-                    "Run 'promote' again, or 'abort'.").ConfigureAwait(false);
-            }
-
-            await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
-            promoted = true;
-
-            // Still behind the fence: from now on SOURCE refuses writes, so whatever the pause held fails visibly
-            // (NOREPLICAS, which the SDK replays on TARGET) instead of succeeding on a primary nobody reads.
-            await FenceSourceForGoodAsync().ConfigureAwait(false);
-            return state;
+            failure = await CatchUpAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
         }
-        finally
+        catch
         {
-            if (!promoted)
-            {
-                await UnpauseQuietlyAsync().ConfigureAwait(false);
-            }
+            await UndoFenceAsync(state).ConfigureAwait(false);
+            throw;
         }
+
+        if (failure is { } f)
+        {
+            // Lift the pause before recording anything: the record goes to SOURCE.
+            await UndoFenceAsync(state).ConfigureAwait(false);
+            throw await HaltAsync(state, Source, f.Problem, f.Left, f.Next).ConfigureAwait(false);
+        }
+
+        // Verify the fence before the pause ends: SOURCE must now count fewer good replicas than it requires.
+        var fenced = await WaitAsync(options.PromotionTimeout, async () =>
+        {
+            var info = await Source.InfoAsync().ConfigureAwait(false);
+            return (info.GoodReplicas < replicas, "SOURCE to notice TARGET has left it (the fence)");
+        }, cancellationToken).ConfigureAwait(false);
+        if (!fenced)
+        {
+            throw new MigrationHaltedException("TARGET was promoted, but SOURCE still counts enough replicas to accept writes.",
+                "SOURCE's writes stay paused until the pause times out; TARGET is a primary.",
+                "Check SOURCE's replicas (INFO replication), then run 'promote' again.");
+        }
+
+        try
+        {
+            await Source.ExecuteAsync("CONFIG", "REWRITE").ConfigureAwait(false); // so that a restart of SOURCE keeps refusing writes
+        }
+        catch (StackExchange.Redis.RedisServerException)
+        {
+            // No configuration file to rewrite (started with arguments only): the fence lasts until SOURCE restarts.
+        }
+
+        return state;
     }
 
-    /// <summary>TARGET is a primary: did this migration make it one (rather than a restart or an operator)?</summary>
-    private async Task<bool> PromotedByThisMigrationAsync(MigrationState state, ServerInfo target)
+    /// <summary>Behind the pause: re-check instances, wait for TARGET's offset, promote. Null when promoted.</summary>
+    private async Task<(string Problem, string Left, string Next)?> CatchUpAndPromoteAsync(MigrationState state, CancellationToken cancellationToken)
     {
-        if (state.Phase == MigrationPhase.Promoted)
+        var (ready, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
+        if (!ready)
         {
-            return true;
+            return ($"Not promoting: {waiting}.", "SOURCE's writes were unpaused; nothing was promoted.", "Run 'promote' again.");
         }
 
-        // REPLICAOF NO ONE keeps the former primary's replication id as master_replid2; a restart or a new dataset does not.
-        var source = await Source.InfoAsync().ConfigureAwait(false);
-        return state.Phase == MigrationPhase.Promoting && target.PreviousReplicationId == source.ReplicationId;
+        var sourceOffset = (await Source.InfoAsync().ConfigureAwait(false)).MasterOffset;
+        string? problem = null;
+        var drained = await WaitAsync(options.PromotionTimeout, async () =>
+        {
+            problem = await WindowProblemAsync(state).ConfigureAwait(false);
+            var info = await Target.InfoAsync().ConfigureAwait(false);
+            return (problem is not null || info.ReplicaOffset >= sourceOffset,
+                $"TARGET to consume SOURCE's stream ({Math.Max(0, sourceOffset - info.ReplicaOffset)} bytes left)");
+        }, cancellationToken).ConfigureAwait(false);
+
+        if (!drained || problem is not null)
+        {
+            return (problem ?? $"TARGET did not consume SOURCE's stream within {options.PromotionTimeout}.",
+                "SOURCE's writes were unpaused; TARGET is still a replica and nothing was promoted.",
+                "Run 'promote' again, or 'abort'.");
+        }
+
+        await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+        return null;
     }
 
-    /// <summary>SOURCE, with no replica left, refuses every write from here on (set min-replicas-to-write 0 to use it again).</summary>
-    private Task FenceSourceForGoodAsync() => Source.ConfigSetAsync("min-replicas-to-write", "1");
+    /// <summary>Sets SOURCE's min-replicas-to-write to the replicas it has now (TARGET included); returns that number.</summary>
+    private async Task<int> ArmFenceAsync()
+    {
+        var info = await Source.InfoAsync().ConfigureAwait(false);
+        if (await Source.ConfigGetAsync("min-replicas-max-lag").ConfigureAwait(false) == "0")
+        {
+            await Source.ConfigSetAsync("min-replicas-max-lag", "10").ConfigureAwait(false); // 0 would switch the check off
+        }
+
+        var replicas = Math.Max(1, info.ConnectedReplicas);
+        await Source.ConfigSetAsync("min-replicas-to-write", replicas.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
+        return replicas;
+    }
+
+    /// <summary>Before a promotion that did not happen: lift the pause and put SOURCE's min-replicas-to-write back.</summary>
+    private async Task UndoFenceAsync(MigrationState state)
+    {
+        await UnpauseQuietlyAsync().ConfigureAwait(false);
+        if (state.SourceMinReplicas is null)
+        {
+            return; // the fence was never armed
+        }
+
+        try
+        {
+            await Source.ConfigSetAsync("min-replicas-to-write", state.SourceMinReplicas).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            // Harmless while TARGET is attached; 'abort' puts it back too.
+        }
+    }
+
+    /// <summary>TARGET is a primary: did this migration make it one (rather than a restart, an operator or an abort)?</summary>
+    private static bool PromotedByThisMigration(MigrationState state, ServerInfo target) =>
+        state.Phase == MigrationPhase.Promoted
+        || (state.Phase == MigrationPhase.Promoting && state.PromotionReplicationId is { } id && target.PreviousReplicationId == id);
 
     private async Task UnpauseQuietlyAsync()
     {
@@ -153,7 +219,7 @@ public sealed partial class MigrationCoordinator
         {
             await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
         }
-        catch (StackExchange.Redis.RedisException)
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
             // The pause ends by itself when its timeout passes.
         }

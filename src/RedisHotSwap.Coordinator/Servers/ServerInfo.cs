@@ -48,6 +48,12 @@ public sealed class ServerInfo
     /// <summary>Whether the last background save succeeded.</summary>
     public bool LastSaveSucceeded => Text("rdb_last_bgsave_status") == "ok";
 
+    /// <summary>How many replicas are connected to this primary.</summary>
+    public int ConnectedReplicas => (int)Number("connected_slaves");
+
+    /// <summary>How many replicas this primary counts as good for min-replicas-to-write.</summary>
+    public int GoodReplicas => (int)Number("min_slaves_good_slaves");
+
     /// <summary>How many full resyncs this primary has served.</summary>
     public long FullSyncs => Number("sync_full");
 

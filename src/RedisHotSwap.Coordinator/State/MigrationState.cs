@@ -21,6 +21,12 @@ public sealed record MigrationState
     /// <summary>SOURCE's count of full resyncs when the writable window opened.</summary>
     public long WindowFullSyncs { get; init; }
 
+    /// <summary>SOURCE's replication id when promotion began: TARGET keeps it as master_replid2 once this migration promotes it.</summary>
+    public string? PromotionReplicationId { get; init; }
+
+    /// <summary>SOURCE's min-replicas-to-write before the fence raised it, to put back if the promotion does not happen.</summary>
+    public string? SourceMinReplicas { get; init; }
+
     /// <summary>When each phase began (Unix milliseconds).</summary>
     public IReadOnlyDictionary<MigrationPhase, long> Started { get; init; } = new Dictionary<MigrationPhase, long>();
 
@@ -39,6 +45,8 @@ public sealed record MigrationState
             new("window-replid", WindowReplicationId ?? string.Empty),
             new("window-sync-full", WindowFullSyncs),
             new("halted", Halted ?? string.Empty),
+            new("promotion-replid", PromotionReplicationId ?? string.Empty),
+            new("source-min-replicas", SourceMinReplicas ?? string.Empty),
         };
         entries.AddRange(Started.Select(p => new HashEntry($"started:{p.Key}", p.Value)));
         entries.AddRange(Ended.Select(p => new HashEntry($"ended:{p.Key}", p.Value)));
@@ -64,6 +72,8 @@ public sealed record MigrationState
             WindowReplicationId = fields.GetValueOrDefault("window-replid") is { Length: > 0 } id ? id : null,
             WindowFullSyncs = long.TryParse(fields.GetValueOrDefault("window-sync-full"), CultureInfo.InvariantCulture, out var full) ? full : 0,
             Halted = fields.GetValueOrDefault("halted") is { Length: > 0 } halted ? halted : null,
+            PromotionReplicationId = fields.GetValueOrDefault("promotion-replid") is { Length: > 0 } replid ? replid : null,
+            SourceMinReplicas = fields.GetValueOrDefault("source-min-replicas") is { Length: > 0 } min ? min : null,
             Started = Times("started:"),
             Ended = Times("ended:"),
         };

@@ -163,7 +163,10 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var add = batch.SetAddAsync(MigrationKeys.Instances(migrationId), instanceId);
         var directive = batch.StringGetAsync(MigrationKeys.Directive(migrationId));
         batch.Execute();
-        await Task.WhenAll(set, add, directive).ConfigureAwait(false);
-        onDirective(Directive.FromJson(directive.Result));
+
+        // The directive first, whatever becomes of the report: on a fenced SOURCE the report is refused, and the
+        // directive read beside it is exactly what moves this instance off it.
+        onDirective(Directive.FromJson(await directive.ConfigureAwait(false)));
+        await Task.WhenAll(set, add).ConfigureAwait(false);
     }
 }

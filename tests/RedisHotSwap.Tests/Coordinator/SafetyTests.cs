@@ -29,6 +29,35 @@ public sealed class SafetyTests
     }
 
     [Fact]
+    public async Task MigrateBack_AfterAMigration_LeavesEachNewPrimaryWritableAndEachOldOneFenced()
+    {
+        await using var migration = await Migration.StartAsync();
+        await migration.SourceDb.StringSetAsync("k", "1");
+        await using (var forth = await CoordinatorCli.ObserverAsync(migration, "forth", o => o.ExpectedInstances = 0))
+        {
+            await forth.MigrateAsync();
+        }
+
+        await using (var back = await MigrationCoordinator.ConnectAsync(new CoordinatorOptions
+        {
+            Source = migration.Target.ConfigurationString,
+            Target = migration.Source.ConfigurationString,
+            MigrationId = "back",
+            ExpectedInstances = 0,
+            AllowTargetData = true,
+            PollInterval = TimeSpan.FromMilliseconds(50),
+        }))
+        {
+            await back.MigrateAsync();
+        }
+
+        await migration.SourceDb.StringSetAsync("k", "2"); // SOURCE is the primary again, and takes writes
+        var refused = await Assert.ThrowsAsync<StackExchange.Redis.RedisServerException>(() => migration.TargetDb.StringSetAsync("k", "3"));
+        Assert.StartsWith("NOREPLICAS", refused.Message);
+        Assert.Equal("2", await migration.SourceDb.StringGetAsync("k"));
+    }
+
+    [Fact]
     public async Task Promote_WhenTargetWasDetachedByAnyoneElse_RefusesAndDirectsNobody()
     {
         const string id = "detached";
