@@ -11,12 +11,30 @@ public sealed partial class MigrationCoordinator
         var state = await ReadStateAsync().ConfigureAwait(false);
         var source = await Source.InfoAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
-        var maxMemory = long.TryParse(await Target.ConfigGetAsync("maxmemory").ConfigureAwait(false), out var configured) ? configured : 0; // 0: no limit
+        var refusals = new List<string>();
+        var maxMemoryText = await ConfigOrRefusalAsync(Target, "maxmemory", refusals).ConfigureAwait(false);
+        await ConfigOrRefusalAsync(Source, "min-replicas-to-write", refusals).ConfigureAwait(false);
+        var maxMemory = long.TryParse(maxMemoryText, out var configured) ? configured : 0; // 0: no limit
         var problems = PreflightRules.Problems(new PreflightFacts(
-            source, target, maxMemory, target.IsReplica && ReplicatesSource(target), state.Phase, options.AllowTargetData, options.MigrationId));
-        if (problems.Count > 0)
+            source, target, maxMemory, target.IsReplica && ReplicatesSource(target), state.Phase, options.AllowTargetData, options.MigrationId))
+            .Concat(refusals).ToArray();
+        if (problems.Length > 0)
         {
             throw new PreflightRefusedException(problems);
+        }
+    }
+
+    // The coordinator reads and sets configuration on both sides (masterauth, replica-read-only, the fence).
+    private static async Task<string?> ConfigOrRefusalAsync(RedisNode node, string key, List<string> refusals)
+    {
+        try
+        {
+            return await node.ConfigGetAsync(key).ConfigureAwait(false);
+        }
+        catch (StackExchange.Redis.RedisServerException ex)
+        {
+            refusals.Add($"{node.Name} refuses CONFIG ({ex.Message.Split('\n')[0]}); connect with a user allowed CONFIG, REPLICAOF, CLIENT and INFO.");
+            return null;
         }
     }
 

@@ -77,6 +77,20 @@ public sealed class PreflightTests
     }
 
     [Fact]
+    public async Task Check_WithAUserDeniedConfig_RefusesNamingWhatItNeeds()
+    {
+        await using var migration = await Migration.StartAsync();
+        await migration.TargetAdmin.GetServer(migration.Target.Endpoint).ExecuteAsync("ACL", "SETUSER", "limited", "on", ">limited-pw", "~*", "&*", "+@all", "-config");
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, "pf", "check", "--target", $"{migration.Target.Endpoint},user=limited,password=limited-pw");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("TARGET refuses CONFIG", Flatten(output));
+        Assert.Contains("connect with a user allowed CONFIG, REPLICAOF, CLIENT and INFO", Flatten(output));
+        Assert.DoesNotContain("limited-pw", output);
+    }
+
+    [Fact]
     public async Task Help_WithSecretsInTheEnvironment_NeverPrintsThem()
     {
         await using var migration = await Migration.StartAsync();
