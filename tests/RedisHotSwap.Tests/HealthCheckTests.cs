@@ -10,7 +10,9 @@ public sealed class HealthCheckTests
     public async Task HealthCheck_ReportsTheActiveSide_AndFailsWhenItStopsAnswering()
     {
         await using var migration = await Migration.StartAsync();
-        await using var app = HotSwapApp.Create(migration, services => services.AddHealthChecks().AddRedisHotSwap());
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:Target"] += ",asyncTimeout=1000,syncTimeout=1000"; // TARGET will die: fail fast
+        await using var app = HotSwapApp.Create(migration, services => services.AddHealthChecks().AddRedisHotSwap(), settings);
         var health = app.Services.GetRequiredService<HealthCheckService>();
 
         var healthy = await health.CheckHealthAsync();

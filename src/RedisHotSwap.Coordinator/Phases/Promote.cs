@@ -228,7 +228,6 @@ public sealed partial class MigrationCoordinator
     /// <summary>Snapshots SOURCE (BGSAVE) and says how it went, in words for the final status.</summary>
     private async Task<string> SnapshotSourceAsync(CancellationToken cancellationToken)
     {
-        var before = (await Source.InfoAsync().ConfigureAwait(false)).LastSave;
         try
         {
             await Source.ExecuteAsync("BGSAVE").ConfigureAwait(false);
@@ -246,7 +245,7 @@ public sealed partial class MigrationCoordinator
         var saved = await WaitAsync(options.PromotionTimeout, async () =>
         {
             info = await Source.InfoAsync().ConfigureAwait(false);
-            return (!info.SaveInProgress && info.LastSave > before, "SOURCE's snapshot (BGSAVE)");
+            return (!info.SaveInProgress, "SOURCE's snapshot (BGSAVE)"); // it started when BGSAVE answered; now it has ended
         }, cancellationToken).ConfigureAwait(false);
 
         return !saved ? $"done; SOURCE's snapshot was still running after {options.PromotionTimeout}: check rdb_bgsave_in_progress on SOURCE"

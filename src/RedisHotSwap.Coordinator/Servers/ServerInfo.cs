@@ -69,9 +69,6 @@ public sealed class ServerInfo
     /// <summary>Whether a background save is running.</summary>
     public bool SaveInProgress => Number("rdb_bgsave_in_progress") != 0;
 
-    /// <summary>When the last successful save finished, in Unix seconds.</summary>
-    public long LastSave => Number("rdb_last_save_time");
-
     /// <summary>Keys per database, from <c>INFO keyspace</c>.</summary>
     public IReadOnlyDictionary<int, long> Keys =>
         fields.Where(f => f.Key.StartsWith("db", StringComparison.Ordinal) && int.TryParse(f.Key.AsSpan(2), out _))
