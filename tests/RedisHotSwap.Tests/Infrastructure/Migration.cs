@@ -75,12 +75,25 @@ internal sealed class Migration : IAsyncDisposable
         return (long)reply[1];
     }
 
+    // Each server is stopped even if something before it failed: a test must never leave a redis-server behind.
     public async ValueTask DisposeAsync()
     {
-        await SourceAdmin.DisposeAsync();
-        await TargetAdmin.DisposeAsync();
-        await Source.DisposeAsync();
-        await Target.DisposeAsync();
+        try
+        {
+            await SourceAdmin.DisposeAsync();
+            await TargetAdmin.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                await Source.DisposeAsync();
+            }
+            finally
+            {
+                await Target.DisposeAsync();
+            }
+        }
     }
 
     private static Task<ConnectionMultiplexer> AdminAsync(RedisServerProcess server) =>
