@@ -57,6 +57,18 @@ internal static class Commands
         DefaultValueFactory = _ => TimeSpan.FromMilliseconds(250),
     };
 
+    private static readonly Option<CutoverMode> Cutover = new("--cutover")
+    {
+        Description = "handoff (instances armed ahead, FAILOVER, milliseconds of pause, reversible with 'rollback') or window (writable replica while operators flip instances). Default: handoff when both servers run Redis 6.2 or later.",
+        DefaultValueFactory = _ => CutoverMode.Auto,
+    };
+
+    private static readonly Option<TimeSpan> MaxPause = new("--max-pause")
+    {
+        Description = "Handoff: the longest SOURCE's writes may be held while TARGET takes the last of the stream; past it the handoff is called off.",
+        DefaultValueFactory = _ => TimeSpan.FromSeconds(2),
+    };
+
     public static RootCommand Build()
     {
         var root = new RootCommand("Moves a live application from one Redis server to another with zero downtime.")
@@ -65,7 +77,9 @@ internal static class Commands
             Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", async (c, ct) => { await c.ReplicateAsync(ct); return null; }),
             Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", async (c, ct) => { await c.CutoverAsync(ct); return null; }),
             Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", async (c, ct) => await c.PromoteAsync(ct)),
-            Verb("migrate", "Every phase end to end; exit 0 once TARGET is promoted and every instance reports it.", async (c, ct) => await c.MigrateAsync(ct)),
+            Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", async (c, ct) => await c.MigrateAsync(ct)),
+            Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", async (c, ct) => await c.RollbackAsync(ct)),
+            Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", async (c, ct) => await c.FinishAsync(ct)),
             Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", async (c, ct) =>
             {
                 await c.AbortAsync(ct);
@@ -80,7 +94,7 @@ internal static class Commands
     {
         var command = new Command(name, description)
         {
-            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval, MaxLag,
+            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval, MaxLag, Cutover, MaxPause,
         };
         command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
         return command;
@@ -98,6 +112,8 @@ internal static class Commands
         PromotionTimeout = parse.GetValue(PromotionTimeout),
         PollInterval = parse.GetValue(PollInterval),
         MaxLagBytes = parse.GetValue(MaxLag),
+        Cutover = parse.GetValue(Cutover),
+        MaxPause = parse.GetValue(MaxPause),
     };
 
     // Not a default value: help prints defaults, and these hold passwords.

@@ -15,6 +15,8 @@ internal interface IOutput
     void Refused(IReadOnlyList<string> problems);
 
     void Halted(MigrationHaltedException halted);
+
+    void Audit(string change);
 }
 
 internal sealed class JsonOutput : IOutput
@@ -31,6 +33,8 @@ internal sealed class JsonOutput : IOutput
 
     public void Refused(IReadOnlyList<string> problems) => Write(new { @event = "refused", problems });
 
+    public void Audit(string change) => Write(new { @event = "audit", at = change[..change.IndexOf(' ', StringComparison.Ordinal)], change = change[(change.IndexOf(' ', StringComparison.Ordinal) + 1)..] });
+
     public void Halted(MigrationHaltedException halted) =>
         Write(new { @event = "failed", problem = halted.Problem, stateLeft = halted.StateLeft, howToContinue = halted.HowToContinue });
 
@@ -42,6 +46,8 @@ internal sealed class ConsoleOutput : IOutput
     public ConsoleOutput() => Progress = new ThrottledProgress(Report);
 
     public IProgress<MigrationStatus> Progress { get; }
+
+    public void Audit(string change) => AnsiConsole.MarkupLineInterpolated(System.Globalization.CultureInfo.InvariantCulture, $"[grey]{change}[/]");
 
     public void Finished(string verb, MigrationStatus status, TimeSpan elapsed, bool showStatus)
     {

@@ -14,6 +14,30 @@ internal static class Runner
         string verb, CoordinatorOptions options, bool json, Func<MigrationCoordinator, CancellationToken, Task<MigrationStatus?>> run, CancellationToken cancellationToken)
     {
         IOutput output = json ? new JsonOutput() : new ConsoleOutput();
+        // Printed off the coordinator's path: an audit line is written while SOURCE's writes may be held.
+        var audit = System.Threading.Channels.Channel.CreateUnbounded<string>(new() { SingleReader = true });
+        options.Audit = line => audit.Writer.TryWrite($"{DateTimeOffset.UtcNow:O} {line}");
+        var printing = Task.Run(async () =>
+        {
+            await foreach (var line in audit.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                output.Audit(line);
+            }
+        }, CancellationToken.None);
+        try
+        {
+            return await RunCoreAsync(verb, options, output, run, cancellationToken);
+        }
+        finally
+        {
+            audit.Writer.TryComplete();
+            await printing;
+        }
+    }
+
+    private static async Task<int> RunCoreAsync(
+        string verb, CoordinatorOptions options, IOutput output, Func<MigrationCoordinator, CancellationToken, Task<MigrationStatus?>> run, CancellationToken cancellationToken)
+    {
         var clock = Stopwatch.StartNew();
         try
         {

@@ -41,7 +41,23 @@ public sealed class CoordinatorOptions
 
     /// <summary>How long SOURCE's writes stay paused while TARGET consumes the rest of its stream before promotion.</summary>
     /// <value>The default value is 30 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00", ErrorMessage = "must be between 1 ms and 10 minutes.")]
     public TimeSpan PromotionTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Told of every command that changes a server (<c>CONFIG SET</c>, <c>REPLICAOF</c>, <c>FAILOVER</c>, ...) with its reason; secrets masked.</summary>
+    public Action<string>? Audit { get; set; }
+
+    /// <summary>How the cutover moves the instances.</summary>
+    /// <value>The default value is <see cref="CutoverMode.Auto"/>: a handoff when both servers support it.</value>
+    public CutoverMode Cutover { get; set; } = CutoverMode.Auto;
+
+    /// <summary>
+    /// In a handoff, the longest SOURCE's writes may be held while TARGET takes the last of its stream
+    /// (<c>FAILOVER ... TIMEOUT</c>); past it the handoff is called off and writes resume on SOURCE.
+    /// </summary>
+    /// <value>The default value is 2 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00", ErrorMessage = "must be between 10 ms and 1 minute.")]
+    public TimeSpan MaxPause { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How often the servers and instances are read while waiting.</summary>
     /// <value>The default value is 250 milliseconds.</value>

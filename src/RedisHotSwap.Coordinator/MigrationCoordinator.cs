@@ -32,6 +32,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         Source = source;
         Target = target;
         store = new StateStore(source, target, options.MigrationId);
+        source.Audit = target.Audit = options.Audit;
         instances = new InstanceDirectory(source, target, options.MigrationId);
     }
 
@@ -65,13 +66,120 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         }
     }
 
-    /// <summary>Runs every phase that is not done yet; returns once TARGET is promoted and every live instance reports it.</summary>
+    /// <summary>
+    /// Runs every phase that is not done yet, in the cutover mode chosen (<see cref="CoordinatorOptions.Cutover"/>, or
+    /// the one the migration already uses); returns once TARGET is the primary and every live instance reports it.
+    /// After a <see cref="RollbackAsync"/>, hands the primary role to TARGET again.
+    /// </summary>
     public async Task<MigrationStatus> MigrateAsync(CancellationToken cancellationToken = default)
     {
-        await ReplicateAsync(cancellationToken).ConfigureAwait(false);
-        await CutoverAsync(cancellationToken).ConfigureAwait(false);
-        return await PromoteAsync(cancellationToken).ConfigureAwait(false);
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        var mode = await ChooseCutoverAsync(state).ConfigureAwait(false);
+        if (mode == CutoverMode.Window)
+        {
+            await ReplicateAsync(cancellationToken).ConfigureAwait(false);
+            await CutoverAsync(cancellationToken).ConfigureAwait(false);
+            return await PromoteAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (state.Phase is MigrationPhase.New or MigrationPhase.Replicating or MigrationPhase.Aborted)
+        {
+            await ReplicateAsync(cancellationToken).ConfigureAwait(false);
+            state = await store.WriteAsync(await ReadStateAsync().ConfigureAwait(false) with { Cutover = CutoverMode.Handoff }, Source).ConfigureAwait(false);
+        }
+
+        return await HandOffAsync(state, RedisSide.Target, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Ends the migration for good on the side that is the primary now: the other side stops replicating, refuses
+    /// writes (<c>min-replicas-to-write 1</c> with no replica) and is snapshotted; instances stay where they are,
+    /// held there by a last directive; the protocol keys expire after <see cref="FinishedKeysLifetime"/>.
+    /// </summary>
+    public async Task<MigrationStatus> FinishAsync(CancellationToken cancellationToken = default)
+    {
+        var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase is not (MigrationPhase.Promoted or MigrationPhase.RolledBack or MigrationPhase.Finished))
+        {
+            throw new PreflightRefusedException(
+                $"Migration '{options.MigrationId}' is {state.Phase}: finish ends a migration whose handoff or promotion is done; run 'migrate' first (or 'abort' to call it off).");
+        }
+
+        var sourceInfo = await Source.InfoAsync().ConfigureAwait(false);
+        var (primary, other) = sourceInfo.IsReplica ? (Target, Source) : (Source, Target);
+        var side = primary == Source ? RedisSide.Source : RedisSide.Target;
+        if (state.Phase != MigrationPhase.Finished)
+        {
+            await IssueDirectiveAsync(primary, side, $"migration finished on {Upper(side)}", promoted: true, alsoAnnounceOn: other).ConfigureAwait(false);
+            state = await store.WriteAsync(state.Enter(MigrationPhase.Finished, time.GetUtcNow()), primary).ConfigureAwait(false);
+        }
+
+        var snapshot = await SnapshotAsync(other, cancellationToken).ConfigureAwait(false);
+        if ((await other.InfoAsync().ConfigureAwait(false)).IsReplica)
+        {
+            // Refusing writes before it stops replicating: there is no moment in which it takes a write.
+            await other.ConfigSetAuditedAsync("min-replicas-max-lag", "10", "the finished side refuses writes").ConfigureAwait(false);
+            await other.ConfigSetAuditedAsync("min-replicas-to-write", "1", "the finished side refuses writes (it has no replica)").ConfigureAwait(false);
+            await other.ExecuteAuditedAsync("the migration is finished: stop replicating", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+        }
+
+        await other.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of the other server stays behind").ConfigureAwait(false);
+        await primary.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of the other server stays behind").ConfigureAwait(false);
+        await other.RewriteConfigAsync("keep the finished side refusing writes across a restart").ConfigureAwait(false);
+        await primary.RewriteConfigAsync("keep the primary a primary across a restart").ConfigureAwait(false);
+
+        foreach (var key in new[] { MigrationKeys.State(options.MigrationId), MigrationKeys.Directive(options.MigrationId), MigrationKeys.Epoch(options.MigrationId), MigrationKeys.Instances(options.MigrationId) })
+        {
+            await primary.Database.KeyExpireAsync(key, FinishedKeysLifetime).ConfigureAwait(false);
+        }
+
+        return await StatusAsync($"finished on {Upper(side)}; {snapshot}; the protocol keys expire in {FinishedKeysLifetime.TotalDays:N0} days: deploy configuration naming {primary.Display} before then").ConfigureAwait(false);
+    }
+
+    /// <summary>How long the protocol keys live after <see cref="FinishAsync"/>: the directive holds instances on the final side until then.</summary>
+    public static TimeSpan FinishedKeysLifetime { get; } = TimeSpan.FromDays(7);
+
+    private async Task<CutoverMode> ChooseCutoverAsync(MigrationState state)
+    {
+        if (state.Phase is MigrationPhase.Finished)
+        {
+            throw new PreflightRefusedException($"Migration '{options.MigrationId}' is finished; start a new migration with a new --migration id.");
+        }
+
+        var running = state.Cutover ?? state.Phase switch
+        {
+            MigrationPhase.Cutover or MigrationPhase.Promoting or MigrationPhase.Promoted => CutoverMode.Window,
+            MigrationPhase.Arming or MigrationPhase.HandingOff or MigrationPhase.RolledBack => CutoverMode.Handoff,
+            _ => (CutoverMode?)null,
+        };
+        if (running is { } chosen && state.Phase is not (MigrationPhase.New or MigrationPhase.Replicating or MigrationPhase.Aborted))
+        {
+            if (options.Cutover != CutoverMode.Auto && options.Cutover != chosen)
+            {
+                var name = chosen.ToString().ToLowerInvariant();
+                throw new PreflightRefusedException(
+                    $"Migration '{options.MigrationId}' runs the {name} cutover; run it again without --cutover (or with --cutover {name}), or 'abort' it first.");
+            }
+
+            return chosen;
+        }
+
+        var handoffPossible = (await Source.InfoAsync().ConfigureAwait(false)).Version >= HandoffVersion
+            && (await Target.InfoAsync().ConfigureAwait(false)).Version >= HandoffVersion;
+        var mode = options.Cutover switch
+        {
+            CutoverMode.Auto => handoffPossible ? CutoverMode.Handoff : CutoverMode.Window,
+            CutoverMode.Handoff when !handoffPossible => throw new PreflightRefusedException(
+                $"The handoff cutover needs FAILOVER (Redis {HandoffVersion} or later) on both servers; use --cutover window."),
+            _ => options.Cutover,
+        };
+        progress?.Report(await StatusAsync(options.Cutover == CutoverMode.Auto
+            ? $"cutover: {mode.ToString().ToLowerInvariant()} ({(handoffPossible ? "both servers support FAILOVER" : $"a server is older than Redis {HandoffVersion}")})"
+            : $"cutover: {mode.ToString().ToLowerInvariant()}").ConfigureAwait(false));
+        return mode;
+    }
+
+    private static readonly Version HandoffVersion = new(6, 2);
 
     /// <summary>One look at both servers, the instances and the state.</summary>
     public async Task<MigrationStatus> StatusAsync(string? waiting = null)
@@ -85,6 +193,9 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         {
             MigrationId = options.MigrationId,
             Phase = state.Phase,
+            Cutover = state.Cutover,
+            HandoffPauseMs = state.HandoffPauseMs,
+            HandoffLastSwitchMs = state.HandoffLastSwitchMs,
             Source = Source.Display,
             Target = Target.Display,
             TargetRole = target.Role,
@@ -155,29 +266,43 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         }
     }
 
-    private Task PublishDirectiveAsync(RedisNode primary, RedisSide side, string reason) =>
-        PublishDirectiveAsync(primary, new Directive(side, reason, time.GetUtcNow()).ToJson());
-
-    private async Task PublishDirectiveAsync(RedisNode primary, string directive)
+    /// <summary>
+    /// Issues a directive: numbered by a counter on <paramref name="primary"/> (an instance never goes back to a lower
+    /// number), stored there (it replicates), and announced on the channel of <paramref name="primary"/> and of
+    /// <paramref name="alsoAnnounceOn"/>. An announcement only wakes instances up: they read the key.
+    /// </summary>
+    private async Task<Directive> IssueDirectiveAsync(
+        RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null)
     {
-        await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), directive).ConfigureAwait(false);
-        await primary.Connection.GetSubscriber().PublishAsync(MigrationKeys.DirectiveChannel(options.MigrationId), directive).ConfigureAwait(false);
+        var epoch = await primary.Database.StringIncrementAsync(MigrationKeys.Epoch(options.MigrationId)).ConfigureAwait(false);
+        var directive = new Directive(side, reason, time.GetUtcNow(), promoted, MigrationId: options.MigrationId, Epoch: epoch, Arm: arm);
+        var json = directive.ToJson();
+        await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), json).ConfigureAwait(false);
+        var channel = MigrationKeys.DirectiveChannel(options.MigrationId);
+        await primary.Connection.GetSubscriber().PublishAsync(channel, json).ConfigureAwait(false);
+        if (alsoAnnounceOn is not null)
+        {
+            // PUBLISH is no write: a replica, or a fenced SOURCE, delivers it to the instances still listening there.
+            await alsoAnnounceOn.Connection.GetSubscriber().PublishAsync(channel, json).ConfigureAwait(false);
+        }
+
+        return directive;
     }
 
     /// <summary>
     /// Whether at least the expected number of live instances report <paramref name="side"/> and have finished with
     /// the other one (an instance still draining its old connection may yet write there); otherwise who is missing.
     /// </summary>
-    private async Task<(bool Done, string Waiting)> InstancesOnAsync(RedisSide side)
+    private async Task<(bool Done, string Waiting)> InstancesOnAsync(RedisSide side, bool requireExpected = false)
     {
         var live = await instances.LiveAsync().ConfigureAwait(false);
         var stragglers = live.Where(r => r.Side != side || r.Draining).ToArray();
-        if (side == RedisSide.Target && live.Count < options.ExpectedInstances)
+        if ((side == RedisSide.Target || requireExpected) && live.Count < options.ExpectedInstances)
         {
             return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
         }
 
-        var where = side == RedisSide.Target ? "SOURCE" : "TARGET";
+        var where = side == RedisSide.Target ? "SOURCE" : "TARGET"; // the other side
         return stragglers.Length == 0
             ? (true, $"nothing: all {live.Count} instances report {side.ToString().ToUpperInvariant()}")
             : (false, $"{stragglers.Length} of {live.Count} instances still on {where} or draining it: {Names(stragglers)}");

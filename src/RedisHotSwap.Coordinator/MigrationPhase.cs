@@ -20,4 +20,29 @@ public enum MigrationPhase
 
     /// <summary>The migration was called off before promotion: instances on SOURCE, TARGET detached.</summary>
     Aborted = 5,
+
+    /// <summary>Handoff: every instance connects ahead of time to the side that is to become the primary, traffic unchanged.</summary>
+    Arming = 6,
+
+    /// <summary>Handoff: writes are held while the primary role moves (FAILOVER); then every instance is told to move.</summary>
+    HandingOff = 7,
+
+    /// <summary>Handoff: SOURCE is the primary again, TARGET its replica, every instance on SOURCE; <c>migrate</c> hands over again.</summary>
+    RolledBack = 8,
+
+    /// <summary>Ended for good on the side that was primary; the other stopped replicating and was snapshotted.</summary>
+    Finished = 9,
+}
+
+/// <summary>How the cutover moves the instances.</summary>
+public enum CutoverMode
+{
+    /// <summary><see cref="Handoff"/> when both servers support it (Redis 6.2 or later), otherwise <see cref="Window"/>.</summary>
+    Auto = 0,
+
+    /// <summary>Instances armed ahead of time; SOURCE's writes held for milliseconds while FAILOVER moves the primary role; no writable window; reversible.</summary>
+    Handoff = 1,
+
+    /// <summary>The manual procedure: TARGET a writable replica while operators flip each instance; then promotion.</summary>
+    Window = 2,
 }

@@ -44,13 +44,22 @@ public sealed record MigrationStatus
     /// <summary>What the coordinator waits for now, in words.</summary>
     public string? Waiting { get; init; }
 
+    /// <summary>The cutover mode the migration runs; null until chosen.</summary>
+    public CutoverMode? Cutover { get; init; }
+
+    /// <summary>The last handoff's write pause (FAILOVER sent until the new primary answered as one), in milliseconds.</summary>
+    public double? HandoffPauseMs { get; init; }
+
+    /// <summary>The last handoff: from the promotion until the last instance had switched, in milliseconds.</summary>
+    public double? HandoffLastSwitchMs { get; init; }
+
     /// <summary>Each phase's duration so far.</summary>
     public required IReadOnlyDictionary<MigrationPhase, TimeSpan> PhaseDurations { get; init; }
 }
 
 /// <summary>One live application instance as it last reported.</summary>
-public sealed record InstanceStatus(string InstanceId, string Host, int ProcessId, string Application, RedisSide Side, long Generation, TimeSpan LastReported)
+public sealed record InstanceStatus(string InstanceId, string Host, int ProcessId, string Application, RedisSide Side, long Generation, TimeSpan LastReported, RedisSide? Armed = null, bool Draining = false)
 {
     internal static InstanceStatus From(InstanceReport report, DateTimeOffset now) =>
-        new(report.InstanceId, report.Host, report.ProcessId, report.Application, report.Side, report.Generation, now - report.ReportedAt);
+        new(report.InstanceId, report.Host, report.ProcessId, report.Application, report.Side, report.Generation, now - report.ReportedAt, report.Armed, report.Draining);
 }

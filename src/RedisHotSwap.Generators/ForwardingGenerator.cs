@@ -15,9 +15,10 @@ namespace RedisHotSwap.Generators;
 /// <remarks>
 /// StackExchange.Redis's IDatabase alone has over 650 members; writing them by hand would drift with every client
 /// release. The class supplies three members the generated code relies on:
-/// <c>Current(out HotSwapRoute route)</c>, <c>ReplayAsync(...)</c> and <c>ShouldReplay(Exception, HotSwapRoute)</c>.
-/// Commands issued on a connection that is being retired are replayed once on the active one when they failed
-/// without reaching the server; in the steady state the only cost is one flag read per call and no allocation.
+/// <c>Current(out HotSwapRoute route)</c>, <c>ReplayAsync(task, route, again)</c> and <c>ShouldReplay(Exception, HotSwapRoute)</c>.
+/// Commands issued on a connection that is being retired (or that is active while a handoff is armed) are sent again
+/// on the active one when their failure proves they did not run; in the steady state the only cost is one flag read
+/// per call and no allocation.
 /// </remarks>
 [Generator(LanguageNames.CSharp)]
 public sealed class ForwardingGenerator : IIncrementalGenerator
@@ -109,12 +110,12 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                 sb.AppendLine($"        {returnType} __task;");
                 sb.AppendLine($"        try {{ __task = __inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ return Current(out _).{call}; }}");
-                sb.AppendLine($"        return __route.IsRetiring ? {helper}(__task{Prefix(arguments)}) : __task;");
+                sb.AppendLine($"        return __route.MayRecover ? {helper}(__task, __route{Prefix(arguments)}) : __task;");
                 sb.AppendLine("    }");
                 sb.AppendLine();
                 WriteObsolete(sb, method);
-                sb.AppendLine($"    private {returnType} {helper}({returnType} __task{Prefix(signature)})");
-                sb.AppendLine($"        => ReplayAsync(__task, () => Current(out _).{call});");
+                sb.AppendLine($"    private {returnType} {helper}({returnType} __task, global::RedisHotSwap.Connection.HotSwapRoute __route{Prefix(signature)})");
+                sb.AppendLine($"        => ReplayAsync(__task, __route, () => Current(out _).{call});");
                 sb.AppendLine();
                 return;
             case Shape.Blocking:

@@ -1,25 +1,58 @@
 // An application instance in a process of its own: reads RedisHotSwap settings from the JSON file given as its
-// first argument (reloaded on change, as an operator's edit would be), writes at full speed until a line arrives
-// on standard input, then writes every acknowledged key=value to the file given as its second argument and prints
-// "acknowledged <n> errors <n>" and the first distinct errors.
+// first argument (reloaded on change, as an operator's edit would be), runs a load until a line arrives on standard
+// input, then writes what the server must hold (key=value lines) to the file given as its second argument and prints
+// a summary line and the first distinct errors.
+// Load (third argument): "write" (default; WriteLoad: unique keys at full speed) or "consistency" (ConsistencyLoad:
+// writes, read-your-writes and counters checked as they run; prints violations and the slowest commands).
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using RedisHotSwap.Testing;
 using StackExchange.Redis;
 
+// Several loops in one process need threads at once; the pool would add them slowly (see the README's measuring note).
+ThreadPool.SetMinThreads(32, 32);
 var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(args[0]), optional: false, reloadOnChange: true).Build();
 await using var services = new ServiceCollection()
     .AddSingleton<IConfiguration>(configuration)
     .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
     .BuildServiceProvider();
-await using var load = new WriteLoad(services.GetRequiredService<IConnectionMultiplexer>().GetDatabase(), $"external:{Environment.ProcessId}", writers: 8);
+var db = services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();
+var consistency = args.Length > 2 && args[2] == "consistency";
+var prefix = $"external:{Environment.ProcessId}";
+await using var writeLoad = consistency ? null : new WriteLoad(db, prefix, writers: 8);
+await using var checkedLoad = consistency ? new ConsistencyLoad(db, prefix, loops: 8) : null;
 
 Console.WriteLine("ready");
 await Console.In.ReadLineAsync();
-await load.StopAsync();
-await File.WriteAllLinesAsync(args[1], load.Acknowledged.Select(w => $"{w.Key}={w.Value}"));
-Console.WriteLine($"acknowledged {load.Acknowledged.Length} errors {load.Errors.Count}");
-foreach (var error in load.Errors.Select(e => e.Message).Distinct().Take(5))
+IReadOnlyCollection<Exception> errors;
+if (checkedLoad is not null)
+{
+    await checkedLoad.StopAsync();
+    await File.WriteAllLinesAsync(args[1], checkedLoad.Expected());
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"acknowledged {checkedLoad.Writes} errors {checkedLoad.Errors.Count} violations {checkedLoad.Violations.Count} max-latency-ms {checkedLoad.MaxLatencyMilliseconds:0.###}"));
+    foreach (var violation in checkedLoad.Violations.Take(5))
+    {
+        Console.WriteLine($"violation: {violation}");
+    }
+
+    foreach (var (at, ms) in checkedLoad.Slow)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"slow {at.ToUnixTimeMilliseconds()} {ms:0.###}"));
+    }
+
+    errors = checkedLoad.Errors;
+}
+else
+{
+    await writeLoad!.StopAsync();
+    await File.WriteAllLinesAsync(args[1], writeLoad.Acknowledged.Select(w => $"{w.Key}={w.Value}"));
+    Console.WriteLine($"acknowledged {writeLoad.Acknowledged.Length} errors {writeLoad.Errors.Count}");
+    errors = writeLoad.Errors;
+}
+
+foreach (var error in errors.Select(e => e.Message).Distinct().Take(5))
 {
     Console.WriteLine($"error: {error}");
 }

@@ -1,7 +1,4 @@
-using System.Diagnostics.Metrics;
-using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using RedisHotSwap.Forwarding;
-using RedisHotSwap.Telemetry;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Tests;
@@ -17,7 +14,25 @@ public sealed class ReplayUnitTests
         { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica."), true },
         { new RedisServerException(RedisErrorKind.WrongType, CommandFlags.None, "WRONGTYPE Operation against a key holding the wrong kind of value"), false },
         { new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent), false },
+        { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."), true },
+        { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of previous errors."), false },
+        { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"), true },
+        { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica. script: 1c3e, on @user_script:1."), true },
+        { new RedisServerException(RedisErrorKind.NoReplicas, CommandFlags.None, "NOREPLICAS Not enough good replicas to write."), true },
     };
+
+    public static TheoryData<Exception, bool> Demotions => new()
+    {
+        { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica."), true },
+        { new RedisServerException(RedisErrorKind.NoReplicas, CommandFlags.None, "NOREPLICAS Not enough good replicas to write."), false },
+        { new ObjectDisposedException("mux"), false },
+        { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."), true },
+    };
+
+    [Theory]
+    [MemberData(nameof(Demotions))]
+    public void IsDemoted_OnlyForAnswersOfAServerThatBecameAReplica(Exception failure, bool expected) =>
+        Assert.Equal(expected, Replay.IsDemoted(failure));
 
     [Theory]
     [MemberData(nameof(Failures))]
@@ -25,28 +40,38 @@ public sealed class ReplayUnitTests
         Assert.Equal(expected, Replay.IsUnsent(failure));
 
     [Fact]
-    public async Task Async_UnsentFailure_RunsAgainAndCountsIt()
+    public async Task Async_UnsentFailure_RunsAgainWhenTheOwnerAgrees()
     {
-        using var telemetry = new HotSwapTelemetry(null, () => RedisSide.Source);
-        using var retried = new MetricCollector<long>(null, HotSwapTelemetry.MeterName, "redis.hotswap.commands.retried");
+        var asked = 0;
 
-        var result = await Replay.Async(Task.FromException<int>(new ObjectDisposedException("mux")), () => Task.FromResult(42), telemetry);
+        var result = await Replay.Async(Task.FromException<int>(new ObjectDisposedException("mux")), () => Task.FromResult(42), _ => { asked++; return ValueTask.FromResult(true); });
 
         Assert.Equal(42, result);
-        Assert.Equal(1, retried.GetMeasurementSnapshot().EvaluateAsCounter());
+        Assert.Equal(1, asked);
     }
 
     [Fact]
     public async Task Async_FailureThatMayHaveRun_Surfaces()
     {
-        using var telemetry = new HotSwapTelemetry(null, () => RedisSide.Source);
         var again = 0;
+        var asked = 0;
 
         await Assert.ThrowsAsync<RedisTimeoutException>(() => Replay.Async(
             Task.FromException(new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent)),
             () => { again++; return Task.CompletedTask; },
-            telemetry));
+            _ => { asked++; return ValueTask.FromResult(true); }));
 
         Assert.Equal(0, again);
+        Assert.Equal(0, asked); // never even asked: it may have run
+    }
+
+    [Fact]
+    public async Task Async_UnsentFailureTheOwnerRefuses_SurfacesUnchanged()
+    {
+        var failure = new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica.");
+
+        var thrown = await Assert.ThrowsAsync<RedisServerException>(() => Replay.Async(Task.FromException(failure), () => Task.CompletedTask, _ => ValueTask.FromResult(false)));
+
+        Assert.Same(failure, thrown);
     }
 }

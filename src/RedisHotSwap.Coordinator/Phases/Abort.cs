@@ -22,11 +22,11 @@ public sealed partial class MigrationCoordinator
         await UndoFenceAsync(state).ConfigureAwait(false);
 
         // Written on SOURCE, the directive replicates to TARGET and reaches the instances there too...
-        await PublishDirectiveAsync(Source, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+        var directive = await IssueDirectiveAsync(Source, RedisSide.Source, "migration aborted", alsoAnnounceOn: Target).ConfigureAwait(false);
         if (!(target.IsReplica && ReplicatesSource(target)))
         {
-            // ...unless TARGET no longer replicates: then tell the instances there directly.
-            await PublishDirectiveAsync(Target, RedisSide.Source, "migration aborted").ConfigureAwait(false);
+            // ...unless TARGET no longer replicates: then tell the instances there directly, under the same number.
+            await Target.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), directive.ToJson()).ConfigureAwait(false);
         }
 
         var back = await WaitAsync(options.InstancesTimeout, () => InstancesOnAsync(RedisSide.Source), cancellationToken).ConfigureAwait(false);

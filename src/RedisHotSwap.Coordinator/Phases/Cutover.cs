@@ -34,7 +34,7 @@ public sealed partial class MigrationCoordinator
             }
 
             state = await store.WriteAsync(
-                state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
+                state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { Cutover = CutoverMode.Window, WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
                 Source).ConfigureAwait(false);
         }
 

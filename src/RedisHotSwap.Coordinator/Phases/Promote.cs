@@ -48,13 +48,11 @@ public sealed partial class MigrationCoordinator
 
         await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false); // SOURCE's secret has no business on TARGET now
         await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
-        var directive = new Directive(RedisSide.Target, "TARGET was promoted", time.GetUtcNow(), Promoted: true).ToJson();
-        await PublishDirectiveAsync(Target, directive).ConfigureAwait(false);
         await UnpauseQuietlyAsync().ConfigureAwait(false);
 
         // SOURCE refuses the SET now, but PUBLISH is no write: instances still listening there hear it at once.
-        await Source.Connection.GetSubscriber().PublishAsync(MigrationKeys.DirectiveChannel(options.MigrationId), directive).ConfigureAwait(false);
-        var snapshot = await SnapshotSourceAsync(cancellationToken).ConfigureAwait(false);
+        await IssueDirectiveAsync(Target, RedisSide.Target, "TARGET was promoted", promoted: true, alsoAnnounceOn: Source).ConfigureAwait(false);
+        var snapshot = await SnapshotAsync(Source, cancellationToken).ConfigureAwait(false);
 
         var settled = await WaitAsync(options.InstancesTimeout, () => InstancesOnAsync(RedisSide.Target), cancellationToken).ConfigureAwait(false);
         if (!settled)
@@ -85,7 +83,7 @@ public sealed partial class MigrationCoordinator
 
         // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to
         // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
-        await PublishDirectiveAsync(Source, new Directive(RedisSide.Target, "TARGET is being promoted", time.GetUtcNow()).ToJson()).ConfigureAwait(false);
+        await IssueDirectiveAsync(Source, RedisSide.Target, "TARGET is being promoted").ConfigureAwait(false);
         var source = await Source.InfoAsync().ConfigureAwait(false);
         state = await store.WriteAsync(
             state.Enter(MigrationPhase.Promoting, time.GetUtcNow()) with
@@ -225,12 +223,12 @@ public sealed partial class MigrationCoordinator
         }
     }
 
-    /// <summary>Snapshots SOURCE (BGSAVE) and says how it went, in words for the final status.</summary>
-    private async Task<string> SnapshotSourceAsync(CancellationToken cancellationToken)
+    /// <summary>Snapshots <paramref name="node"/> (BGSAVE) and says how it went, in words for the final status.</summary>
+    private async Task<string> SnapshotAsync(RedisNode node, CancellationToken cancellationToken)
     {
         try
         {
-            await Source.ExecuteAsync("BGSAVE").ConfigureAwait(false);
+            await node.ExecuteAuditedAsync("keep a snapshot of the side traffic left", "BGSAVE").ConfigureAwait(false);
         }
         catch (StackExchange.Redis.RedisServerException ex) when (ex.Message.Contains("already in progress", StringComparison.OrdinalIgnoreCase))
         {
@@ -238,18 +236,18 @@ public sealed partial class MigrationCoordinator
         }
         catch (StackExchange.Redis.RedisServerException ex)
         {
-            return $"done, but SOURCE's snapshot (BGSAVE) was refused: {ex.Message}; save it by hand";
+            return $"done, but {node.Name}'s snapshot (BGSAVE) was refused: {ex.Message}; save it by hand";
         }
 
         ServerInfo? info = null;
         var saved = await WaitAsync(options.PromotionTimeout, async () =>
         {
-            info = await Source.InfoAsync().ConfigureAwait(false);
-            return (!info.SaveInProgress, "SOURCE's snapshot (BGSAVE)"); // it started when BGSAVE answered; now it has ended
+            info = await node.InfoAsync().ConfigureAwait(false);
+            return (!info.SaveInProgress, $"{node.Name}'s snapshot (BGSAVE)"); // it started when BGSAVE answered; now it has ended
         }, cancellationToken).ConfigureAwait(false);
 
-        return !saved ? $"done; SOURCE's snapshot was still running after {options.PromotionTimeout}: check rdb_bgsave_in_progress on SOURCE"
-            : info!.LastSaveSucceeded ? "done; SOURCE snapshotted"
-            : "done, but SOURCE's snapshot failed (rdb_last_bgsave_status); save it by hand";
+        return !saved ? $"done; {node.Name}'s snapshot was still running after {options.PromotionTimeout}: check rdb_bgsave_in_progress on {node.Name}"
+            : info!.LastSaveSucceeded ? $"done; {node.Name} snapshotted"
+            : $"done, but {node.Name}'s snapshot failed (rdb_last_bgsave_status); save it by hand";
     }
 }

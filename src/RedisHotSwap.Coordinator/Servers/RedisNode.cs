@@ -82,9 +82,16 @@ public sealed class RedisNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Told of every command that changes this server, with the reason (secrets masked): the audit trail.</summary>
+    internal Action<string>? Audit { get; set; }
+
     /// <summary>Reads <c>INFO</c> (all sections).</summary>
     public async Task<ServerInfo> InfoAsync() =>
         ServerInfo.Parse((string)(await Server.ExecuteAsync("INFO", "everything").ConfigureAwait(false))!);
+
+    /// <summary>Reads one section of <c>INFO</c>: cheaper, for the checks made while writes are held.</summary>
+    internal async Task<ServerInfo> InfoAsync(string section) =>
+        ServerInfo.Parse((string)(await Server.ExecuteAsync("INFO", section).ConfigureAwait(false))!);
 
     /// <summary>
     /// Reads data, or returns <paramref name="whileLoading"/> while the server loads its dataset (a replica does
@@ -111,6 +118,37 @@ public sealed class RedisNode : IAsyncDisposable
     internal Task ConfigSetAsync(string key, string value) => Server.ConfigSetAsync(key, value);
 
     internal Task<RedisResult> ExecuteAsync(string command, params object[] args) => Server.ExecuteAsync(command, args);
+
+    /// <summary><c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown.</summary>
+    internal async Task ConfigSetAuditedAsync(string key, string value, string reason)
+    {
+        await Server.ConfigSetAsync(key, value).ConfigureAwait(false);
+        var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
+        Audit?.Invoke($"{Name}: CONFIG SET {key} {shown} ({reason})");
+    }
+
+    /// <summary>A command that changes the server, recorded in the audit trail with its reason.</summary>
+    internal async Task<RedisResult> ExecuteAuditedAsync(string reason, string command, params object[] args)
+    {
+        var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
+        Audit?.Invoke($"{Name}: {command} {string.Join(' ', args)} ({reason})");
+        return result;
+    }
+
+    /// <summary><c>CONFIG REWRITE</c> where the server has a configuration file; false where it has none.</summary>
+    internal async Task<bool> RewriteConfigAsync(string reason)
+    {
+        try
+        {
+            await ExecuteAuditedAsync(reason, "CONFIG", "REWRITE").ConfigureAwait(false);
+            return true;
+        }
+        catch (RedisServerException)
+        {
+            Audit?.Invoke($"{Name}: no configuration file to rewrite; a restart loses what was set ({reason})");
+            return false;
+        }
+    }
 
     /// <inheritdoc/>
     public async ValueTask DisposeAsync() => await Connection.DisposeAsync().ConfigureAwait(false);

@@ -69,6 +69,23 @@ public sealed class ServerInfo
     /// <summary>Whether a background save is running.</summary>
     public bool SaveInProgress => Number("rdb_bgsave_in_progress") != 0;
 
+    /// <summary>The port this server listens on.</summary>
+    public int TcpPort => (int)Number("tcp_port");
+
+    /// <summary>A FAILOVER's progress on this primary: <c>no-failover</c>, <c>waiting-for-sync</c> or <c>failover-in-progress</c>.</summary>
+    public string FailoverState => Text("master_failover_state");
+
+    /// <summary>The replicas connected to this primary, as it lists them (the address FAILOVER TO takes).</summary>
+    public IReadOnlyList<(string Ip, int Port, string State, long Offset)> Replicas =>
+        fields.Where(f => f.Key.StartsWith("slave", StringComparison.Ordinal) && int.TryParse(f.Key.AsSpan(5), out _))
+            .Select(f => f.Value.Split(',').Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal))
+            .Select(p => (
+                p.GetValueOrDefault("ip") ?? string.Empty,
+                int.TryParse(p.GetValueOrDefault("port"), CultureInfo.InvariantCulture, out var port) ? port : 0,
+                p.GetValueOrDefault("state") ?? string.Empty,
+                long.TryParse(p.GetValueOrDefault("offset"), CultureInfo.InvariantCulture, out var offset) ? offset : 0))
+            .ToArray();
+
     /// <summary>Keys per database, from <c>INFO keyspace</c>.</summary>
     public IReadOnlyDictionary<int, long> Keys =>
         fields.Where(f => f.Key.StartsWith("db", StringComparison.Ordinal) && int.TryParse(f.Key.AsSpan(2), out _))

@@ -24,8 +24,26 @@ public sealed record MigrationState
     /// <summary>SOURCE's replication id when promotion began: TARGET keeps it as master_replid2 once this migration promotes it.</summary>
     public string? PromotionReplicationId { get; init; }
 
-    /// <summary>SOURCE's min-replicas-to-write before the fence raised it, to put back if the promotion does not happen.</summary>
+    /// <summary>The fenced side's min-replicas-to-write before the fence raised it, to put back.</summary>
     public string? SourceMinReplicas { get; init; }
+
+    /// <summary>The fenced side's min-replicas-max-lag before the fence, to put back.</summary>
+    public string? FencedMaxLag { get; init; }
+
+    /// <summary>The cutover mode this migration runs; null until it is chosen.</summary>
+    public CutoverMode? Cutover { get; init; }
+
+    /// <summary>In a handoff, the side the primary role is being (or was last) handed to.</summary>
+    public RedisSide? HandoffTo { get; init; }
+
+    /// <summary>The last handoff's write pause as the coordinator saw it: from FAILOVER sent to the new primary answering as one.</summary>
+    public double? HandoffPauseMs { get; init; }
+
+    /// <summary>When the last handoff promoted the new primary (Unix milliseconds, the coordinator's clock).</summary>
+    public long? HandoffPromotedAt { get; init; }
+
+    /// <summary>The last handoff: from the promotion until the last instance reported that it had switched.</summary>
+    public double? HandoffLastSwitchMs { get; init; }
 
     /// <summary>When each phase began (Unix milliseconds).</summary>
     public IReadOnlyDictionary<MigrationPhase, long> Started { get; init; } = new Dictionary<MigrationPhase, long>();
@@ -47,6 +65,12 @@ public sealed record MigrationState
             new("halted", Halted ?? string.Empty),
             new("promotion-replid", PromotionReplicationId ?? string.Empty),
             new("source-min-replicas", SourceMinReplicas ?? string.Empty),
+            new("fenced-max-lag", FencedMaxLag ?? string.Empty),
+            new("cutover", Cutover?.ToString() ?? string.Empty),
+            new("handoff-to", HandoffTo?.ToString() ?? string.Empty),
+            new("handoff-promoted-at", HandoffPromotedAt?.ToString(CultureInfo.InvariantCulture) ?? string.Empty),
+            new("handoff-pause-ms", HandoffPauseMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty),
+            new("handoff-last-switch-ms", HandoffLastSwitchMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty),
         };
         entries.AddRange(Started.Select(p => new HashEntry($"started:{p.Key}", p.Value)));
         entries.AddRange(Ended.Select(p => new HashEntry($"ended:{p.Key}", p.Value)));
@@ -74,6 +98,12 @@ public sealed record MigrationState
             Halted = fields.GetValueOrDefault("halted") is { Length: > 0 } halted ? halted : null,
             PromotionReplicationId = fields.GetValueOrDefault("promotion-replid") is { Length: > 0 } replid ? replid : null,
             SourceMinReplicas = fields.GetValueOrDefault("source-min-replicas") is { Length: > 0 } min ? min : null,
+            FencedMaxLag = fields.GetValueOrDefault("fenced-max-lag") is { Length: > 0 } lag ? lag : null,
+            Cutover = Enum.TryParse<CutoverMode>(fields.GetValueOrDefault("cutover"), out var cutover) ? cutover : null,
+            HandoffTo = Enum.TryParse<RedisSide>(fields.GetValueOrDefault("handoff-to"), out var to) ? to : null,
+            HandoffPromotedAt = long.TryParse(fields.GetValueOrDefault("handoff-promoted-at"), CultureInfo.InvariantCulture, out var at) ? at : null,
+            HandoffPauseMs = double.TryParse(fields.GetValueOrDefault("handoff-pause-ms"), CultureInfo.InvariantCulture, out var pause) ? pause : null,
+            HandoffLastSwitchMs = double.TryParse(fields.GetValueOrDefault("handoff-last-switch-ms"), CultureInfo.InvariantCulture, out var last) ? last : null,
             Started = Times("started:"),
             Ended = Times("ended:"),
         };
@@ -90,7 +120,7 @@ public sealed record MigrationState
         }
 
         started.TryAdd(phase, now.ToUnixTimeMilliseconds());
-        if (phase is MigrationPhase.Promoted or MigrationPhase.Aborted)
+        if (phase is MigrationPhase.Promoted or MigrationPhase.Aborted or MigrationPhase.RolledBack or MigrationPhase.Finished)
         {
             ended.TryAdd(phase, now.ToUnixTimeMilliseconds()); // an outcome, not a phase that lasts
         }

@@ -27,9 +27,14 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private readonly SwappableDatabase?[] databases = new SwappableDatabase?[CachedDatabases + 1];
     private readonly SwappableSubscriber subscriber;
     private readonly TimeProvider time;
+    private readonly List<Task> retirements = [];
     private volatile HotSwapRoute active;
+    private volatile HotSwapRoute? armed;
     private RedisHotSwapOptions options;
     private long generation;
+    private long armedUnder;
+    private long handedOffUnder = -1;
+    private long switchedAtTicks;
     private int retiring;
     private int disposed;
     private readonly List<IAsyncDisposable> companions = [];
@@ -80,6 +85,24 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     internal HotSwapRoute ActiveRoute => active;
 
+    /// <summary>The side a warm connection is held to, ready for a handoff; null when none.</summary>
+    internal RedisSide? ArmedSide => armed?.Side;
+
+    /// <summary>The warm connection held for a handoff; null when none. It may be closed at any moment.</summary>
+    internal HotSwapRoute? ArmedRoute => armed;
+
+    /// <summary>The directive epoch under which this instance moved itself to its armed side (its side was demoted); null when it did not.</summary>
+    internal long? HandedOffUnder => Interlocked.Read(ref handedOffUnder) is >= 0 and var epoch ? epoch : null;
+
+    /// <summary>When the last switch swapped traffic; null before the first.</summary>
+    internal DateTimeOffset? SwitchedAt => Interlocked.Read(ref switchedAtTicks) is > 0 and var ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+
+    /// <summary>
+    /// Where a switch asked for from code goes: the trigger, so that it passes the one routing rule (a directive
+    /// outranks it). Without a trigger the switch is made directly.
+    /// </summary>
+    internal Func<RedisSide, CancellationToken, Task<bool>>? CodeRequests { get; set; }
+
     /// <summary>Whether a connection to the side traffic left is still finishing its commands; until it has, that side may yet receive writes.</summary>
     internal bool IsDraining => Volatile.Read(ref retiring) > 0;
 
@@ -117,15 +140,105 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     internal void Attach(IAsyncDisposable companion) => companions.Add(companion);
 
     public Task<bool> SwitchToAsync(RedisSide side, CancellationToken cancellationToken = default) =>
-        SwitchToAsync(side, "requested by code", cancellationToken);
+        CodeRequests?.Invoke(side, cancellationToken) ?? SwitchToAsync(side, "requested by code", cancellationToken);
+
+    /// <summary>
+    /// Connects to <paramref name="side"/> ahead of a handoff (warm, PING answered, the application's channels
+    /// subscribed) without moving traffic, and from then on treats a demoted answer from the active side as the
+    /// signal to move there. Nothing to do when it is armed already or is the active side.
+    /// </summary>
+    internal async Task ArmAsync(RedisSide side, long epoch, CancellationToken cancellationToken)
+    {
+        await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+            Interlocked.Exchange(ref armedUnder, epoch);
+            var configuration = Options.ConfigurationFor(side);
+            if (active.Side == side || (armed is { } existing && existing.Side == side && existing.Configuration == configuration))
+            {
+                return;
+            }
+
+            await DropArmedAsync().ConfigureAwait(false);
+            var route = await HotSwapRoute.ConnectAsync(side, configuration, allowWritesToReplica: false, Logger, cancellationToken, standby: true)
+                .ConfigureAwait(false);
+            try
+            {
+                await SubscribeAllAsync(route, strict: true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                await route.DisposeAsync().ConfigureAwait(false);
+                throw new RedisHotSwapException(
+                    $"{side} ({route.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
+            }
+
+            AttachEvents(route);
+            armed = route;
+            active.SetHandoffReady(true);
+            Log.Armed(Logger, side, route.Endpoint);
+        }
+        finally
+        {
+            switchGate.Release();
+        }
+    }
+
+    /// <summary>Closes the warm connection held for a handoff, if any.</summary>
+    internal async Task DisarmAsync()
+    {
+        await switchGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            await DropArmedAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            switchGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Whether a command that failed on <paramref name="route"/> without running (the caller checked
+    /// <see cref="Replay.IsUnsent"/>) may be sent again on the active route. On the active route with a handoff
+    /// armed, a demoted answer (READONLY, UNBLOCKED, EXECABORT for READONLY) first moves traffic to the armed side.
+    /// </summary>
+    internal async ValueTask<bool> CanResendAsync(Exception exception, HotSwapRoute route)
+    {
+        // NOREPLICAS: the fence bites, the old primary's successor has left it; the armed side takes traffic only if it is now a primary.
+        if (ReferenceEquals(route, active) && armed is not null
+            && (Replay.IsDemoted(exception) || exception is RedisServerException { Kind: RedisErrorKind.NoReplicas }))
+        {
+            try
+            {
+                await SwitchToAsync(armed?.Side ?? route.Side, $"{route.Side} answered as a replica: it was demoted by the handoff", CancellationToken.None, handoff: true)
+                    .ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
+            {
+                Log.HandoffFailed(Logger, route.Side, ex.Message);
+            }
+        }
+
+        if (ReferenceEquals(route, active))
+        {
+            return false;
+        }
+
+        Telemetry.CommandRetried();
+        return true;
+    }
 
     /// <summary>
     /// Moves traffic to <paramref name="side"/>, or reconnects it when its configuration string changed or
-    /// <paramref name="reconnect"/> asks (for example to drop writable-replica mode once TARGET was promoted).
+    /// <paramref name="reconnect"/> asks (for example to drop writable-replica mode once TARGET was promoted). The
+    /// warm connection of an armed handoff is used when it is there and its server is now a primary.
     /// </summary>
-    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken, bool reconnect = false)
+    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken, bool reconnect = false, bool handoff = false)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+        Task? retirement = null;
         await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -141,8 +254,19 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
             var started = time.GetTimestamp();
             Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
-            var next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, Logger, cancellationToken)
-                .ConfigureAwait(false);
+            var next = await TakeArmedAsync(side, configuration).ConfigureAwait(false);
+            if (next is null)
+            {
+                if (handoff)
+                {
+                    return false; // nothing armed for that side any more: the demoted answer surfaces
+                }
+
+                next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, Logger, cancellationToken)
+                    .ConfigureAwait(false);
+                AttachEvents(next);
+            }
+
             try
             {
                 // Warm: the new side listens on every channel before it takes any traffic (at-least-once across the switch).
@@ -155,8 +279,6 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                     $"{side} ({next.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
             }
 
-            AttachEvents(next);
-
             // Only a retiring connection to the other side matters to the coordinator: it may still write there.
             var leavingSide = old.Side != side;
             if (leavingSide)
@@ -167,7 +289,14 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             try
             {
                 old.MarkRetiring();
+                next.SetHandoffReady(armed is not null);
+                if (handoff)
+                {
+                    Interlocked.Exchange(ref handedOffUnder, Interlocked.Read(ref armedUnder));
+                }
+
                 active = next;
+                Interlocked.Exchange(ref switchedAtTicks, time.GetUtcNow().UtcTicks);
                 var count = Interlocked.Increment(ref generation);
 
                 // Channels subscribed while the first pass ran; from here on nothing may stop the old side's retirement.
@@ -179,19 +308,89 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
             finally
             {
-                await old.RetireAsync(current.DrainTimeout, time, Logger).ConfigureAwait(false);
+                retirement = Retire(old, leavingSide, current.DrainTimeout);
+            }
+        }
+        finally
+        {
+            switchGate.Release();
+        }
+
+        // The drain runs outside the gate: a command that meets the demoted side meanwhile finds traffic moved
+        // without waiting for it. The caller still returns only once the old connection is closed, except for a
+        // handoff, whose caller is a command waiting to be sent again.
+        if (!handoff)
+        {
+            await retirement.ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    // Takes the armed route for a switch to its side, once its server is a primary; null when none fits.
+    private async Task<HotSwapRoute?> TakeArmedAsync(RedisSide side, string configuration)
+    {
+        if (armed is not { } candidate || candidate.Side != side)
+        {
+            return null;
+        }
+
+        if (candidate.Configuration != configuration)
+        {
+            await DropArmedAsync().ConfigureAwait(false);
+            return null;
+        }
+
+        await candidate.ActivateAsync().ConfigureAwait(false); // throws, keeping it armed, while it is still a replica
+        armed = null;
+        return candidate;
+    }
+
+    private async Task DropArmedAsync()
+    {
+        if (armed is not { } route)
+        {
+            return;
+        }
+
+        armed = null;
+        active.SetHandoffReady(false);
+        try
+        {
+            await route.DisposeAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Log.RetireFailed(Logger, route.Side, ex.Message);
+        }
+    }
+
+    private Task Retire(HotSwapRoute old, bool leavingSide, TimeSpan drainTimeout)
+    {
+        var task = RetireCoreAsync();
+        lock (retirements)
+        {
+            retirements.RemoveAll(t => t.IsCompleted);
+            retirements.Add(task);
+        }
+
+        return task;
+
+        async Task RetireCoreAsync()
+        {
+            await Task.Yield();
+            try
+            {
+                await old.RetireAsync(drainTimeout, time, Logger).ConfigureAwait(false);
+            }
+            finally
+            {
                 if (leavingSide)
                 {
                     Interlocked.Decrement(ref retiring);
                     Drained?.Invoke();
                 }
             }
-
-            return true;
-        }
-        finally
-        {
-            switchGate.Release();
         }
     }
 
@@ -235,6 +434,14 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         await switchGate.WaitAsync().ConfigureAwait(false);
         try
         {
+            await DropArmedAsync().ConfigureAwait(false);
+            Task[] draining;
+            lock (retirements)
+            {
+                draining = [.. retirements];
+            }
+
+            await Task.WhenAll(draining).ConfigureAwait(false);
             await active.DisposeAsync(allowCommandsToComplete).ConfigureAwait(false);
             Telemetry.Dispose();
         }

@@ -18,14 +18,17 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private readonly SemaphoreSlim subscriptionGate = new(1, 1);
     private readonly HashSet<RedisChannel> channels = [];
     private volatile bool retiring;
+    private volatile bool mayRecover;
+    private volatile bool standby;
     private bool subscriptionsClosed;
 
-    private HotSwapRoute(RedisSide side, string configuration, ConnectionMultiplexer multiplexer, bool writableReplica)
+    private HotSwapRoute(RedisSide side, string configuration, ConnectionMultiplexer multiplexer, bool writableReplica, bool standby)
     {
         Side = side;
         Configuration = configuration;
         Multiplexer = multiplexer;
         WritableReplica = writableReplica;
+        this.standby = standby;
     }
 
     public RedisSide Side { get; }
@@ -41,21 +44,46 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// <summary>Set once traffic has moved away; commands that still land here and fail unsent are replayed.</summary>
     public bool IsRetiring => retiring;
 
+    /// <summary>
+    /// Whether a failed command issued here may be sent again elsewhere: the route is retiring, or it is active while
+    /// an armed route waits for a handoff (a demoted answer then moves traffic). Read on every command.
+    /// </summary>
+    public bool MayRecover => mayRecover;
+
+    /// <summary>An armed route: connected and subscribed ahead of a handoff, delivering no message until it takes traffic.</summary>
+    public bool IsStandby => standby;
+
     public string Endpoint => Redaction.Redact(Configuration);
 
     /// <summary>Connects to a side and proves it answers before any traffic is sent to it.</summary>
+    /// <param name="side">The side it connects to.</param>
+    /// <param name="configuration">Its configuration string.</param>
+    /// <param name="allowWritesToReplica">Whether a writable replica is connected to as to a primary.</param>
+    /// <param name="logger">For the connected event.</param>
+    /// <param name="cancellationToken">Gives up waiting (the connect itself is never abandoned).</param>
+    /// <param name="standby">
+    /// For a route armed ahead of a handoff: it is connected as it is (a read-only replica included), and takes
+    /// traffic only once <see cref="ActivateAsync"/> finds it promoted.
+    /// </param>
     public static async Task<HotSwapRoute> ConnectAsync(
         RedisSide side,
         string configuration,
         bool allowWritesToReplica,
         ILogger logger,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        bool standby = false)
     {
         var options = ConfigurationOptions.Parse(configuration);
         var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         var writableReplica = false;
 
         var server = multiplexer.GetServers().FirstOrDefault(s => s.IsConnected);
+        if (standby)
+        {
+            Log.Connected(logger, side, Redaction.Redact(configuration), " ahead of a handoff (armed, no traffic yet)");
+            return new HotSwapRoute(side, configuration, multiplexer, writableReplica: false, standby: true);
+        }
+
         if (allowWritesToReplica && server is { IsReplica: true })
         {
             var writable = options.Clone();
@@ -76,10 +104,49 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         }
 
         Log.Connected(logger, side, Redaction.Redact(configuration), writableReplica ? " as a writable replica" : string.Empty);
-        return new HotSwapRoute(side, configuration, multiplexer, writableReplica);
+        return new HotSwapRoute(side, configuration, multiplexer, writableReplica, standby: false);
     }
 
-    public void MarkRetiring() => retiring = true;
+    public void MarkRetiring()
+    {
+        retiring = true;
+        mayRecover = true;
+    }
+
+    /// <summary>Marks the active route as having an armed route behind it (or no longer).</summary>
+    public void SetHandoffReady(bool ready) => mayRecover = ready || retiring;
+
+    /// <summary>
+    /// Readies a standby route to take traffic: its server must now be a primary (a handoff promoted it); the client
+    /// then learns the new role. Throws, leaving the route on standby, when the server is still a replica.
+    /// </summary>
+    public async Task ActivateAsync()
+    {
+        if (!standby)
+        {
+            return;
+        }
+
+        var server = Multiplexer.GetServers().FirstOrDefault(s => s.IsConnected)
+            ?? throw new RedisHotSwapException($"{Side} ({Endpoint}) is not connected; traffic stays where it is.");
+        var role = await server.RoleAsync().ConfigureAwait(false);
+        if (role is not Role.Master)
+        {
+            throw new RedisHotSwapException($"{Side} ({Endpoint}) is still a replica ({role.Value}); traffic stays where it is until it is promoted.");
+        }
+
+        if (server.IsReplica)
+        {
+            // The client learned the role when it connected; make it ask again, or it refuses every write.
+            await Multiplexer.ConfigureAsync().ConfigureAwait(false);
+            if (Multiplexer.GetServers().All(s => s.IsReplica))
+            {
+                throw new RedisHotSwapException($"{Side} ({Endpoint}) answers as a primary, but the client still takes it for a replica; traffic stays where it is.");
+            }
+        }
+
+        standby = false;
+    }
 
     /// <summary>Subscribes this route to <paramref name="channel"/> once, delivering to the registry's handlers.</summary>
     public async Task EnsureSubscribedAsync(RedisChannel channel, SubscriptionRegistry registry, CommandFlags flags)
@@ -94,7 +161,8 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
             try
             {
-                await Multiplexer.GetSubscriber().SubscribeAsync(channel, registry.HandlerFor(channel), flags).ConfigureAwait(false);
+                var handler = registry.HandlerFor(channel);
+                await Multiplexer.GetSubscriber().SubscribeAsync(channel, registry.IsOptional(channel) ? handler : Deliver(handler), flags).ConfigureAwait(false);
             }
             catch
             {
@@ -107,6 +175,17 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             subscriptionGate.Release();
         }
     }
+
+    // A standby route listens already (so the switch loses nothing) but delivers the application's messages only once
+    // it takes traffic: while it is a replica, it also receives every message published on the active side, which
+    // would arrive twice. The SDK's own channels always deliver: a directive only wakes the instance up.
+    private Action<RedisChannel, RedisValue> Deliver(Action<RedisChannel, RedisValue> handler) => (channel, message) =>
+    {
+        if (!standby)
+        {
+            handler(channel, message);
+        }
+    };
 
     /// <summary>Drops this route's subscription to <paramref name="channel"/> when the registry no longer wants it.</summary>
     public async Task ReleaseAsync(RedisChannel channel, SubscriptionRegistry registry, CommandFlags flags)

@@ -10,6 +10,7 @@ using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
 using RedisHotSwap.DependencyInjection;
 using RedisHotSwap.Instances;
+using RedisHotSwap.Telemetry;
 using RedisHotSwap.Triggers;
 using StackExchange.Redis;
 
@@ -81,13 +82,24 @@ public static class RedisHotSwapServiceCollectionExtensions
         var multiplexer = HotSwapConnectionMultiplexer
             .ConnectAsync(side, options, meters, loggerFactory, time)
             .GetAwaiter().GetResult();
-        var trigger = new SwitchTrigger(multiplexer, side, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger);
+        var trigger = new SwitchTrigger(multiplexer, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger);
         multiplexer.Attach(trigger);
         if (!string.IsNullOrWhiteSpace(options.MigrationId))
         {
-            multiplexer.Attach(new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time));
+            var reporter = new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time);
+            multiplexer.Attach(reporter);
+            try
+            {
+                // Before the first command: an instance that starts after a promotion goes straight to the new primary.
+                reporter.ReadDirectiveAsync().GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                Log.ReportFailed(multiplexer.Logger, ex.Message); // the first heartbeat reads it again
+            }
         }
 
+        trigger.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
         return multiplexer;
     }
 }

@@ -38,20 +38,13 @@ internal abstract class Forwarder<TContract>
         return current.Handle;
     }
 
-    private protected bool ShouldReplay(Exception exception, HotSwapRoute route)
-    {
-        if (!route.IsRetiring || !Replay.IsUnsent(exception))
-        {
-            return false;
-        }
+    // A synchronous failure (a blocking call, or a task-returning call that threw before it returned a task).
+    private protected bool ShouldReplay(Exception exception, HotSwapRoute route) =>
+        route.MayRecover && Replay.IsUnsent(exception) && Owner.CanResendAsync(exception, route).AsTask().GetAwaiter().GetResult();
 
-        Owner.Telemetry.CommandRetried();
-        return true;
-    }
+    private protected Task ReplayAsync(Task first, HotSwapRoute route, Func<Task> again) => Replay.Async(first, again, ex => Owner.CanResendAsync(ex, route));
 
-    private protected Task ReplayAsync(Task first, Func<Task> again) => Replay.Async(first, again, Owner.Telemetry);
-
-    private protected Task<T> ReplayAsync<T>(Task<T> first, Func<Task<T>> again) => Replay.Async(first, again, Owner.Telemetry);
+    private protected Task<T> ReplayAsync<T>(Task<T> first, HotSwapRoute route, Func<Task<T>> again) => Replay.Async(first, again, ex => Owner.CanResendAsync(ex, route));
 
     private sealed record Lane(HotSwapRoute Route, TContract Handle);
 }

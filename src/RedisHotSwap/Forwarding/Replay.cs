@@ -1,4 +1,3 @@
-using RedisHotSwap.Telemetry;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Forwarding;
@@ -8,8 +7,9 @@ namespace RedisHotSwap.Forwarding;
 /// </summary>
 /// <remarks>
 /// Only failures that prove the command never ran are replayed: the connection was already closed, the command was
-/// still waiting to be written, or the server refused it as read-only or for want of replicas (a retired SOURCE is fenced that way). A command that may have run (timed out after
-/// it was sent, for example) surfaces as it would without RedisHotSwap: replaying it could apply a write twice.
+/// still waiting to be written, or the server refused it because it is a replica or lacks replicas (a retired or
+/// demoted SOURCE answers that way). A command that may have run (timed out after it was sent, for example) surfaces
+/// as it would without RedisHotSwap: replaying it could apply a write twice.
 /// </remarks>
 internal static class Replay
 {
@@ -17,24 +17,42 @@ internal static class Replay
     {
         ObjectDisposedException => true,
         RedisConnectionException connection => connection.CommandStatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog,
-        RedisServerException server => server.Kind is RedisErrorKind.ReadOnly or RedisErrorKind.NoReplicas,
+        RedisServerException server => server.Kind is RedisErrorKind.NoReplicas || IsDemoted(server),
         _ => false,
     };
 
-    public static async Task Async(Task first, Func<Task> again, HotSwapTelemetry telemetry)
+    /// <summary>
+    /// Whether the server refused the command because it is (now) a replica, which proves nothing of it ran:
+    /// <c>READONLY</c> (a command, or a script at its first write), <c>EXECABORT</c> caused by <c>READONLY</c> (a
+    /// transaction queued while the server was a primary and executed once it was not), and <c>UNBLOCKED</c> (a
+    /// blocking command released, having taken nothing, when its server became a replica).
+    /// </summary>
+    public static bool IsDemoted(Exception exception) => exception is RedisServerException server && (
+        server.Kind is RedisErrorKind.ReadOnly
+        || (server.Kind is RedisErrorKind.ExecAbort && server.Message.Contains("READONLY", StringComparison.Ordinal))
+        || server.Message.StartsWith("UNBLOCKED", StringComparison.Ordinal));
+
+    /// <summary>Awaits <paramref name="first"/>; when it failed unsent and <paramref name="canResend"/> agrees, runs <paramref name="again"/>.</summary>
+    public static async Task Async(Task first, Func<Task> again, Func<Exception, ValueTask<bool>> canResend)
     {
         try
         {
             await first.ConfigureAwait(false);
+            return;
         }
         catch (Exception ex) when (IsUnsent(ex))
         {
-            telemetry.CommandRetried();
-            await again().ConfigureAwait(false);
+            if (!await canResend(ex).ConfigureAwait(false))
+            {
+                throw;
+            }
         }
+
+        await again().ConfigureAwait(false);
     }
 
-    public static async Task<T> Async<T>(Task<T> first, Func<Task<T>> again, HotSwapTelemetry telemetry)
+    /// <summary>Awaits <paramref name="first"/>; when it failed unsent and <paramref name="canResend"/> agrees, runs <paramref name="again"/>.</summary>
+    public static async Task<T> Async<T>(Task<T> first, Func<Task<T>> again, Func<Exception, ValueTask<bool>> canResend)
     {
         try
         {
@@ -42,8 +60,12 @@ internal static class Replay
         }
         catch (Exception ex) when (IsUnsent(ex))
         {
-            telemetry.CommandRetried();
-            return await again().ConfigureAwait(false);
+            if (!await canResend(ex).ConfigureAwait(false))
+            {
+                throw;
+            }
         }
+
+        return await again().ConfigureAwait(false);
     }
 }

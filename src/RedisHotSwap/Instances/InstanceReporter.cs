@@ -29,6 +29,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private readonly SemaphoreSlim wake = new(0, 1);
     private readonly Task loop;
     private long sequence;
+    private string? lastProblem;
 
     public InstanceReporter(HotSwapConnectionMultiplexer multiplexer, string migrationId, Action<Directive?> onDirective, TimeProvider time)
     {
@@ -86,12 +87,10 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var token = stopping.Token;
         var channel = MigrationKeys.DirectiveChannel(migrationId);
 
-        // In the registry, the subscription follows every switch; reaching the server is tried until it works.
-        multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
-        {
-            onDirective(Directive.FromJson(message));
-            Wake();
-        });
+        // In the registry, the subscription follows every switch; reaching the server is tried until it works. A
+        // message only wakes this loop, which reads the directive from the servers: what is published on the channel
+        // is never trusted, so a forged or garbled message can neither steer this instance nor clear a directive.
+        multiplexer.Subscriptions.AddOptional(channel, (_, _) => Wake());
         var listening = false;
 
         while (!token.IsCancellationRequested)
@@ -142,8 +141,66 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Reads the standing directive from the active side and from the armed one (the coordinator writes a new
+    /// directive to the side that has just become the primary), checks it, and hands the newest valid one on.
+    /// A value that is not a valid directive for this migration is logged and changes nothing.
+    /// </summary>
+    public async Task ReadDirectiveAsync()
+    {
+        var key = MigrationKeys.Directive(migrationId);
+        var reads = new List<Task<RedisValue>> { ((IConnectionMultiplexer)multiplexer).GetDatabase().StringGetAsync(key) };
+        if (multiplexer.ArmedRoute is { } armed)
+        {
+            reads.Add(ReadQuietlyAsync(armed.Multiplexer.GetDatabase(), key));
+        }
+
+        Directive? newest = null;
+        var refused = false;
+        foreach (var read in reads)
+        {
+            var directive = Directive.Read(await read.ConfigureAwait(false), migrationId, out var problem);
+            if (problem is not null)
+            {
+                refused = true;
+                if (problem != lastProblem)
+                {
+                    Log.DirectiveIgnored(multiplexer.Logger, migrationId, problem);
+                }
+
+                lastProblem = problem;
+            }
+            else if (directive is not null && (newest is null || directive.Epoch > newest.Epoch))
+            {
+                newest = directive;
+            }
+        }
+
+        if (newest is not null || !refused)
+        {
+            onDirective(newest);
+        }
+    }
+
+    // The armed connection may be closed under the read: then it says nothing.
+    private static async Task<RedisValue> ReadQuietlyAsync(IDatabase db, RedisKey key)
+    {
+        try
+        {
+            return await db.StringGetAsync(key).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
+        {
+            return RedisValue.Null;
+        }
+    }
+
     private async Task ReportAsync()
     {
+        // The directive first, whatever becomes of the report: a paused or fenced SOURCE holds or refuses the
+        // report, and the directive read beside it is exactly what moves this instance off it.
+        await ReadDirectiveAsync().ConfigureAwait(false);
+
         var options = multiplexer.Options;
         var report = new InstanceReport(
             instanceId,
@@ -155,18 +212,15 @@ internal sealed class InstanceReporter : IAsyncDisposable
             multiplexer.Generation,
             Interlocked.Increment(ref sequence),
             time.GetUtcNow(),
-            multiplexer.IsDraining);
+            multiplexer.IsDraining,
+            Armed: multiplexer.ArmedSide,
+            SwitchedAt: multiplexer.SwitchedAt);
 
         var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
         var batch = db.CreateBatch();
         var set = batch.StringSetAsync(instanceKey, report.ToJson(), options.HeartbeatTimeToLive);
         var add = batch.SetAddAsync(MigrationKeys.Instances(migrationId), instanceId);
-        var directive = batch.StringGetAsync(MigrationKeys.Directive(migrationId));
         batch.Execute();
-
-        // The directive first, whatever becomes of the report: on a fenced SOURCE the report is refused, and the
-        // directive read beside it is exactly what moves this instance off it.
-        onDirective(Directive.FromJson(await directive.ConfigureAwait(false)));
         await Task.WhenAll(set, add).ConfigureAwait(false);
     }
 }

@@ -18,6 +18,8 @@ namespace RedisHotSwap.Protocol;
 /// writes, so the coordinator does not count it as moved.
 /// </param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
+/// <param name="Armed">The side this instance holds a warm connection to, ready for a handoff; null when none.</param>
+/// <param name="SwitchedAt">When its last switch swapped traffic (its own clock); null before the first.</param>
 public sealed record InstanceReport(
     string InstanceId,
     string Host,
@@ -29,7 +31,9 @@ public sealed record InstanceReport(
     long Sequence,
     DateTimeOffset ReportedAt,
     bool Draining = false,
-    int Version = MigrationKeys.Version)
+    int Version = MigrationKeys.Version,
+    RedisSide? Armed = null,
+    DateTimeOffset? SwitchedAt = null)
 {
     /// <summary>The report as stored.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.InstanceReport);
@@ -38,19 +42,66 @@ public sealed record InstanceReport(
     public static InstanceReport? FromJson(string? json) => ProtocolJson.TryRead(json, ProtocolJson.Default.InstanceReport);
 }
 
-/// <summary>The coordinator's instruction to every instance of a migration: use <paramref name="Side"/>, whatever the configuration says.</summary>
+/// <summary>
+/// The coordinator's instruction to every instance of a migration: send traffic to <paramref name="Side"/>, whatever
+/// the configuration says, and keep a warm connection to <paramref name="Arm"/> for a handoff.
+/// </summary>
 /// <param name="Side">The side every instance must use.</param>
 /// <param name="Reason">Why, for the instances' logs (for example "migration aborted").</param>
 /// <param name="IssuedAt">When the coordinator issued it.</param>
-/// <param name="Promoted">TARGET is a primary now: an instance connected to it as to a writable replica reconnects plainly.</param>
+/// <param name="Promoted">The side named is a primary now: an instance connected to it as to a writable replica reconnects plainly.</param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
-public sealed record Directive(RedisSide Side, string Reason, DateTimeOffset IssuedAt, bool Promoted = false, int Version = MigrationKeys.Version)
+/// <param name="MigrationId">The migration it belongs to; an instance of another migration ignores it.</param>
+/// <param name="Epoch">
+/// Increases with every directive of the migration; an instance never goes back to an older one, so a replayed
+/// message or a stale copy of the key changes nothing.
+/// </param>
+/// <param name="Arm">A side to connect to ahead of a handoff (warm, subscribed, no traffic); null for none.</param>
+public sealed record Directive(
+    RedisSide Side,
+    string Reason,
+    DateTimeOffset IssuedAt,
+    bool Promoted = false,
+    int Version = MigrationKeys.Version,
+    string? MigrationId = null,
+    long Epoch = 0,
+    RedisSide? Arm = null)
 {
     /// <summary>The directive as stored and published.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.Directive);
 
-    /// <summary>Reads a stored directive; null when it is not one.</summary>
+    /// <summary>Reads a stored directive; null when it is not one (see <see cref="Read"/> for why).</summary>
     public static Directive? FromJson(string? json) => ProtocolJson.TryRead(json, ProtocolJson.Default.Directive);
+
+    /// <summary>
+    /// Reads a directive for <paramref name="migrationId"/> and checks everything an instance relies on: the
+    /// protocol version, the migration id, and sides that exist.
+    /// </summary>
+    /// <param name="json">The key's value or a message; null or empty when there is none.</param>
+    /// <param name="migrationId">The migration the instance takes part in.</param>
+    /// <param name="problem">Why a non-empty value was refused; null when it was accepted or absent.</param>
+    /// <returns>The directive, or null when there is none or it was refused.</returns>
+    public static Directive? Read(string? json, string migrationId, out string? problem)
+    {
+        problem = null;
+        if (string.IsNullOrEmpty(json))
+        {
+            return null;
+        }
+
+        var directive = FromJson(json);
+        problem = directive switch
+        {
+            null => "it is not a directive (unreadable JSON)",
+            { Version: not MigrationKeys.Version } => $"its protocol version {directive.Version} is not {MigrationKeys.Version}",
+            _ when !string.Equals(directive.MigrationId, migrationId, StringComparison.Ordinal) => "it names another migration",
+            _ when !Enum.IsDefined(directive.Side) => "it names no known side",
+            { Arm: { } arm } when !Enum.IsDefined(arm) || arm == directive.Side => "it arms no known other side",
+            { Epoch: < 1 } => "it has no epoch",
+            _ => null,
+        };
+        return problem is null && directive is not null ? directive with { Reason = directive.Reason ?? string.Empty } : null;
+    }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]

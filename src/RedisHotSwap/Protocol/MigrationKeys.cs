@@ -12,7 +12,7 @@ namespace RedisHotSwap.Protocol;
 public static class MigrationKeys
 {
     /// <summary>The protocol version written into every message.</summary>
-    public const int Version = 1;
+    public const int Version = 2;
 
     /// <summary>What every key and channel name starts with.</summary>
     public const string Prefix = "__redis-hotswap:";
@@ -25,6 +25,9 @@ public static class MigrationKeys
 
     /// <summary>The coordinator's state of the migration (a hash, see <c>MigrationState</c> in the coordinator).</summary>
     public static RedisKey State(string migrationId) => $"{Prefix}{migrationId}:state";
+
+    /// <summary>A counter the coordinator increments for every directive it issues (<see cref="Protocol.Directive.Epoch"/>).</summary>
+    public static RedisKey Epoch(string migrationId) => $"{Prefix}{migrationId}:epoch";
 
     /// <summary>The coordinator's directive to every instance (JSON <see cref="Directive"/>), when it has one.</summary>
     public static RedisKey Directive(string migrationId) => $"{Prefix}{migrationId}:directive";

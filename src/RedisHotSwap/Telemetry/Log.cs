@@ -49,4 +49,16 @@ internal static partial class Log
 
     [LoggerMessage(16, LogLevel.Warning, "Could not subscribe {Side} to {Channel} ({Reason}); it is tried again at the next switch or subscription.")]
     public static partial void SubscribeFailed(ILogger logger, string channel, RedisSide side, string reason);
+
+    [LoggerMessage(17, LogLevel.Information, "Armed for a handoff: a warm connection to {Side} ({Endpoint}) waits; traffic stays where it is.")]
+    public static partial void Armed(ILogger logger, RedisSide side, string endpoint);
+
+    [LoggerMessage(18, LogLevel.Warning, "{Side} answered as a replica, but the handoff to the armed side could not be made: {Reason}.")]
+    public static partial void HandoffFailed(ILogger logger, RedisSide side, string reason);
+
+    [LoggerMessage(19, LogLevel.Warning, "Ignored a coordinator directive for migration {MigrationId}: {Problem}. The standing directive, if any, stays.")]
+    public static partial void DirectiveIgnored(ILogger logger, string migrationId, string problem);
+
+    [LoggerMessage(20, LogLevel.Information, "A switch asked for from code to {Side} waits: the coordinator's directive ({Reason}) outranks it while it stands.")]
+    public static partial void CodeRequestOutranked(ILogger logger, RedisSide side, string reason);
 }

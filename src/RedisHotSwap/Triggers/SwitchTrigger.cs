@@ -12,13 +12,14 @@ using RedisHotSwap.Telemetry;
 namespace RedisHotSwap.Triggers;
 
 /// <summary>
-/// Watches the options and the feature flag, and asks the multiplexer to switch when the side they name changes.
+/// Watches the options, the feature flag and the coordinator's directive, and makes the multiplexer follow what
+/// <see cref="Routing.Decide"/> makes of them: the side traffic goes to, and the side to keep warm for a handoff.
 /// </summary>
 /// <remarks>
-/// Every notification (options reload, configuration reload, flag poll) only wakes one loop, which evaluates the
-/// side and compares it with the side it last acted on. Duplicate and spurious notifications, which configuration
-/// providers do send, therefore never cause a second switch. A failed switch is tried again after
-/// <see cref="RedisHotSwapOptions.RetryInterval"/>.
+/// Every notification (options reload, configuration reload, flag poll, directive) only wakes one loop, which
+/// evaluates the rule and compares its answer with what the multiplexer does. Duplicate and spurious notifications,
+/// which configuration providers do send, therefore never cause a second switch. A failed switch is tried again
+/// after <see cref="RedisHotSwapOptions.RetryInterval"/>. A switch asked for from code passes the same rule.
 /// </remarks>
 internal sealed class SwitchTrigger : IAsyncDisposable
 {
@@ -29,17 +30,17 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private readonly TimeProvider time;
     private readonly ILogger logger;
     private readonly Channel<bool> wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly SemaphoreSlim evaluating = new(1, 1);
     private readonly CancellationTokenSource stopping = new();
     private readonly List<IDisposable> registrations = [];
-    private readonly Task loop;
-    private RedisSide decided;
+    private Task loop = Task.CompletedTask;
     private bool retryPending;
     private Directive? directive;
+    private CodeRequest? code;
     private DateTimeOffset? reconnectedFor;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
-        RedisSide decided,
         IOptionsMonitor<RedisHotSwapOptions> monitor,
         RedisHotSwapOptionsValidator validator,
         IFeatureManager? features,
@@ -48,7 +49,6 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         ILogger logger)
     {
         this.multiplexer = multiplexer;
-        this.decided = decided;
         this.monitor = monitor;
         this.validator = validator;
         this.features = features;
@@ -66,7 +66,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
             registrations.Add(ChangeToken.OnChange(configuration.GetReloadToken, Wake));
         }
 
-        loop = Task.Run(RunAsync);
+        multiplexer.CodeRequests = RequestAsync;
     }
 
     /// <summary>Reads the options, refusing invalid ones with one line per problem.</summary>
@@ -93,6 +93,22 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         return await features!.IsEnabledAsync(options.FeatureFlag).ConfigureAwait(false) ? RedisSide.Target : RedisSide.Source;
     }
 
+    /// <summary>Applies the rule once, now (at start, so that a standing directive is followed before the first command), then keeps watching.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await evaluating.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await EvaluateAsync(throwOnFailure: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            evaluating.Release();
+        }
+
+        loop = Task.Run(RunAsync, CancellationToken.None);
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var registration in registrations)
@@ -100,6 +116,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
             registration.Dispose();
         }
 
+        multiplexer.CodeRequests = null;
         await stopping.CancelAsync().ConfigureAwait(false);
         try
         {
@@ -112,11 +129,19 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         stopping.Dispose();
     }
 
-    /// <summary>The coordinator's directive (null when it has none); it outranks configuration and flag while it stands.</summary>
+    /// <summary>
+    /// The coordinator's directive, already validated (null when there is none); it outranks configuration, flag and
+    /// code while it stands. An older one than the standing directive (a replay, a stale copy) changes nothing.
+    /// </summary>
     public void SetDirective(Directive? value)
     {
-        var previous = Interlocked.Exchange(ref directive, value);
-        if (previous != value) // by value: every heartbeat reads the same directive anew
+        var previous = Volatile.Read(ref directive);
+        if (value is not null && previous is not null && value.Epoch < previous.Epoch)
+        {
+            return; // a stale copy: the other server has not caught up yet, or a replay
+        }
+
+        if (Interlocked.CompareExchange(ref directive, value, previous) == previous && previous != value) // by value: every heartbeat reads the same directive anew
         {
             if (value is not null)
             {
@@ -129,15 +154,46 @@ internal sealed class SwitchTrigger : IAsyncDisposable
 
     private void Wake() => wake.Writer.TryWrite(true);
 
+    // IHotSwapController.SwitchToAsync: recorded, then decided by the same rule as everything else.
+    private async Task<bool> RequestAsync(RedisSide side, CancellationToken cancellationToken)
+    {
+        await evaluating.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var options = multiplexer.Options;
+            code = new CodeRequest(side, await DecideAsync(options, features).ConfigureAwait(false));
+            if (Volatile.Read(ref directive) is { } standing && standing.Side != side)
+            {
+                Log.CodeRequestOutranked(logger, side, standing.Reason);
+            }
+
+            var before = multiplexer.Generation;
+            await EvaluateAsync(throwOnFailure: true, cancellationToken).ConfigureAwait(false);
+            return multiplexer.Generation != before;
+        }
+        finally
+        {
+            evaluating.Release();
+        }
+    }
+
     private async Task RunAsync()
     {
         var token = stopping.Token;
         while (!token.IsCancellationRequested)
         {
-            await WaitForWakeAsync(token).ConfigureAwait(false);
             try
             {
-                await EvaluateAsync(token).ConfigureAwait(false);
+                await WaitForWakeAsync(token).ConfigureAwait(false);
+                await evaluating.WaitAsync(token).ConfigureAwait(false);
+                try
+                {
+                    await EvaluateAsync(throwOnFailure: false, token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    evaluating.Release();
+                }
             }
             catch (Exception ex)
             {
@@ -148,7 +204,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
 
                 // The loop must outlive any one evaluation: it is what moves the instance.
                 retryPending = true;
-                Log.SwitchFailed(logger, decided, ex.Message, multiplexer.ActiveSide, multiplexer.Options.RetryInterval);
+                Log.SwitchFailed(logger, multiplexer.ActiveSide, ex.Message, multiplexer.ActiveSide, multiplexer.Options.RetryInterval);
             }
         }
     }
@@ -181,7 +237,8 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         wake.Reader.TryRead(out _);
     }
 
-    private async Task EvaluateAsync(CancellationToken token)
+    // Under the evaluation gate: one decision at a time.
+    private async Task EvaluateAsync(bool throwOnFailure, CancellationToken token)
     {
         RedisHotSwapOptions options;
         try
@@ -195,15 +252,10 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         }
 
         multiplexer.Options = options;
-        var directing = Volatile.Read(ref directive);
-        RedisSide side;
-        string reason;
+        RedisSide configured;
         try
         {
-            side = directing?.Side ?? await DecideAsync(options, features).ConfigureAwait(false);
-            reason = directing is not null ? $"coordinator directive ({directing.Reason})"
-                : string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget"
-                : $"feature flag {options.FeatureFlag}";
+            configured = await DecideAsync(options, features).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -211,33 +263,54 @@ internal sealed class SwitchTrigger : IAsyncDisposable
             return;
         }
 
-        var active = multiplexer.ActiveRoute;
-        var changedString = active.Side == side && active.Configuration != options.ConfigurationFor(side);
-
-        // Once TARGET is promoted, a connection made in writable-replica mode can become a plain one (INFO, RESP3,
-        // role tracking) with the same warm-swap-drain as any switch. Once per directive.
-        var promoted = directing is { Side: RedisSide.Target, Promoted: true } && active is { Side: RedisSide.Target, WritableReplica: true }
-            && directing.IssuedAt != reconnectedFor;
-        if (side == decided && !retryPending && !changedString && !promoted)
+        if (code is { } asked && asked.ConfiguredWhenAsked != configured)
         {
-            return; // nothing changed since the last decision; a switch made from code stands
+            code = null; // the configured side changed since: it decides again
         }
 
-        decided = side;
+        var directing = Volatile.Read(ref directive);
+        var configuredBy = string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget" : $"feature flag {options.FeatureFlag}";
+        var outcome = Routing.Decide(new RoutingInputs(directing, code, configured, configuredBy, multiplexer.HandedOffUnder));
+
+        var active = multiplexer.ActiveRoute;
+        var changedString = active.Side == outcome.Side && active.Configuration != options.ConfigurationFor(outcome.Side);
+
+        // Once the directed side is a primary, a connection made in writable-replica mode can become a plain one
+        // (INFO, RESP3, role tracking) with the same warm-swap-drain as any switch. Once per directive.
+        var promoted = directing is { Promoted: true } && directing.Side == outcome.Side && active is { WritableReplica: true } && active.Side == outcome.Side
+            && directing.IssuedAt != reconnectedFor;
         try
         {
-            var why = changedString ? "configuration string changed" : promoted ? "TARGET was promoted; reconnecting as to a primary" : reason;
-            await multiplexer.SwitchToAsync(side, why, token, reconnect: promoted).ConfigureAwait(false);
-            retryPending = false;
-            if (promoted)
+            if (active.Side != outcome.Side || changedString || promoted)
             {
-                reconnectedFor = directing!.IssuedAt; // only once it worked: a failed reconnect is tried again
+                var why = changedString ? "configuration string changed" : promoted ? "the side was promoted; reconnecting as to a primary" : outcome.Reason;
+                await multiplexer.SwitchToAsync(outcome.Side, why, token, reconnect: promoted).ConfigureAwait(false);
+                if (promoted)
+                {
+                    reconnectedFor = directing!.IssuedAt; // only once it worked: a failed reconnect is tried again
+                }
             }
+
+            if (outcome.Arm is { } arm)
+            {
+                await multiplexer.ArmAsync(arm, directing!.Epoch, token).ConfigureAwait(false);
+            }
+            else if (multiplexer.ArmedSide is not null)
+            {
+                await multiplexer.DisarmAsync().ConfigureAwait(false);
+            }
+
+            retryPending = false;
         }
         catch (RedisHotSwapException ex)
         {
             retryPending = true;
-            Log.SwitchFailed(logger, side, ex.Message, multiplexer.ActiveSide, options.RetryInterval);
+            if (throwOnFailure)
+            {
+                throw;
+            }
+
+            Log.SwitchFailed(logger, outcome.Side, ex.Message, multiplexer.ActiveSide, options.RetryInterval);
         }
     }
 }

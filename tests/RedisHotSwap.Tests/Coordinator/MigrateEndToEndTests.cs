@@ -17,7 +17,7 @@ public sealed class MigrateEndToEndTests
         await using var firstLoad = new WriteLoad(first.Multiplexer.GetDatabase(), "first", writers: 8);
         await using var secondLoad = new WriteLoad(second.Multiplexer.GetDatabase(), "second", writers: 8);
 
-        var migrate = CoordinatorCli.InvokeAsync(migration, id, "migrate", "--expect-instances", "3");
+        var migrate = CoordinatorCli.InvokeAsync(migration, id, "migrate", "--cutover", "window", "--expect-instances", "3");
         await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
         first.SetUseTarget(true);
         await external.SetUseTargetAsync(true);
@@ -63,7 +63,7 @@ public sealed class MigrateEndToEndTests
         await using var second = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
         await using var load = new WriteLoad(first.Multiplexer.GetDatabase(), "resume", writers: 8);
 
-        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--expect-instances", "2"))
+        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--cutover", "window", "--expect-instances", "2"))
         {
             await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
             first.SetUseTarget(true); // one instance moves while the coordinator waits for both
@@ -76,7 +76,7 @@ public sealed class MigrateEndToEndTests
         Assert.Equal(1, fullSyncs);
         second.SetUseTarget(true);
 
-        Assert.Equal(0, await CoordinatorCli.InvokeAsync(migration, id, "migrate", "--expect-instances", "2"));
+        Assert.Equal(0, await CoordinatorCli.InvokeAsync(migration, id, "migrate", "--cutover", "window", "--expect-instances", "2"));
 
         await load.StopAsync();
         Assert.Equal(fullSyncs, await FullSyncsAsync(migration)); // REPLICAOF was not issued again: no second full sync

@@ -33,7 +33,7 @@ public sealed class SafetyTests
     {
         await using var migration = await Migration.StartAsync();
         await migration.SourceDb.StringSetAsync("k", "1");
-        await using (var forth = await CoordinatorCli.ObserverAsync(migration, "forth", o => o.ExpectedInstances = 0))
+        await using (var forth = await CoordinatorCli.ObserverAsync(migration, "forth", o => (o.ExpectedInstances, o.Cutover) = (0, CutoverMode.Window)))
         {
             await forth.MigrateAsync();
         }
@@ -43,6 +43,7 @@ public sealed class SafetyTests
             Source = migration.Target.ConfigurationString,
             Target = migration.Source.ConfigurationString,
             MigrationId = "back",
+            Cutover = CutoverMode.Window,
             ExpectedInstances = 0,
             AllowTargetData = true,
             PollInterval = TimeSpan.FromMilliseconds(50),

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 
 namespace RedisHotSwap.Tests.Infrastructure;
@@ -21,13 +22,13 @@ internal sealed class ExternalInstance : IAsyncDisposable
 
     private string AcknowledgedFile => Path.Combine(folder.FullName, "acknowledged.txt");
 
-    public static async Task<ExternalInstance> StartAsync(Dictionary<string, string?> settings)
+    public static async Task<ExternalInstance> StartAsync(Dictionary<string, string?> settings, string load = "write")
     {
         var folder = Directory.CreateTempSubdirectory("redis-hotswap-instance-");
         var instance = new ExternalInstance(new Process(), folder, new Dictionary<string, string?>(settings));
         await instance.WriteSettingsAsync();
         var app = Path.Combine(AppContext.BaseDirectory, "RedisHotSwap.TestApp.dll");
-        instance.process.StartInfo = new ProcessStartInfo("dotnet", [app, instance.SettingsFile, instance.AcknowledgedFile])
+        instance.process.StartInfo = new ProcessStartInfo("dotnet", [app, instance.SettingsFile, instance.AcknowledgedFile, load])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -62,6 +63,26 @@ internal sealed class ExternalInstance : IAsyncDisposable
         return (writes, int.Parse(summary[3], System.Globalization.CultureInfo.InvariantCulture), output);
     }
 
+    /// <summary>Stops a "consistency" load; returns what the server must hold and what the instance saw.</summary>
+    public async Task<CheckedRun> StopCheckedAsync()
+    {
+        await process.StandardInput.WriteLineAsync("stop");
+        var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync();
+        var summary = output.Split('\n').First(l => l.StartsWith("acknowledged ", StringComparison.Ordinal)).Split(' ');
+        var slow = output.Split('\n').Where(l => l.StartsWith("slow ", StringComparison.Ordinal)).Select(l => l.Split(' '))
+            .Select(p => (DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(p[1], CultureInfo.InvariantCulture)), double.Parse(p[2], CultureInfo.InvariantCulture)))
+            .ToArray();
+        return new CheckedRun(
+            await File.ReadAllLinesAsync(AcknowledgedFile),
+            long.Parse(summary[1], CultureInfo.InvariantCulture),
+            int.Parse(summary[3], CultureInfo.InvariantCulture),
+            int.Parse(summary[5], CultureInfo.InvariantCulture),
+            double.Parse(summary[7], CultureInfo.InvariantCulture),
+            slow,
+            output);
+    }
+
     /// <summary>A crash: no clean shutdown, no farewell to the coordinator.</summary>
     public void Kill() => process.Kill(entireProcessTree: true);
 
@@ -86,3 +107,6 @@ internal sealed class ExternalInstance : IAsyncDisposable
         File.Move(temporary, SettingsFile, overwrite: true);
     }
 }
+
+/// <summary>What a "consistency" instance saw: the expected server contents, and every error and violation.</summary>
+internal sealed record CheckedRun(string[] Expected, long Writes, int Errors, int Violations, double MaxLatencyMs, (DateTimeOffset At, double Ms)[] Slow, string Output);
