@@ -24,6 +24,7 @@ namespace RedisHotSwap.Generators;
 public sealed class ForwardingGenerator : IIncrementalGenerator
 {
     private const string AttributeName = "RedisHotSwap.Forwarding.GenerateForwardingAttribute";
+    private const string RecordingAttributeName = "RedisHotSwap.Forwarding.GenerateRecordingAttribute";
 
     private static readonly SymbolDisplayFormat TypeFormat = SymbolDisplayFormat.FullyQualifiedFormat
         .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
@@ -36,9 +37,16 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
             static (ctx, _) => Render((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes));
 
         context.RegisterSourceOutput(targets, static (spc, file) => spc.AddSource(file.Name, file.Text));
+
+        var recorders = context.SyntaxProvider.ForAttributeWithMetadataName(
+            RecordingAttributeName,
+            static (node, _) => node is Microsoft.CodeAnalysis.CSharp.Syntax.ClassDeclarationSyntax,
+            static (ctx, _) => Render((INamedTypeSymbol)ctx.TargetSymbol, ctx.Attributes, recording: true));
+
+        context.RegisterSourceOutput(recorders, static (spc, file) => spc.AddSource(file.Name, file.Text));
     }
 
-    private static GeneratedFile Render(INamedTypeSymbol type, ImmutableArray<AttributeData> attributes)
+    private static GeneratedFile Render(INamedTypeSymbol type, ImmutableArray<AttributeData> attributes, bool recording = false)
     {
         var body = new StringBuilder();
         var suppressions = new SortedSet<string> { "CS0612", "CS0618" };
@@ -62,6 +70,17 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
 
                     CollectExperimentalIds(member, suppressions);
                     CollectExperimentalIds(member.ContainingType, suppressions);
+                    if (recording)
+                    {
+                        // Only the commands are recorded; any other member is written by hand (the build says which).
+                        if (member is IMethodSymbol { MethodKind: MethodKind.Ordinary } command && Classify(command) == Shape.Task)
+                        {
+                            WriteRecorded(body, iface, command);
+                        }
+
+                        continue;
+                    }
+
                     switch (member)
                     {
                         case IMethodSymbol { MethodKind: MethodKind.Ordinary } method:
@@ -86,7 +105,19 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
             .Append(body)
             .AppendLine("}")
             .ToString();
-        return new GeneratedFile($"{type.Name}.Forwarding.g.cs", text);
+        return new GeneratedFile($"{type.Name}.{(recording ? "Recording" : "Forwarding")}.g.cs", text);
+    }
+
+    // A command of a unit that is sent later (a transaction): kept as a call to make on whichever connection sends it.
+    private static void WriteRecorded(StringBuilder sb, INamedTypeSymbol iface, IMethodSymbol method)
+    {
+        var returnType = method.ReturnType.ToDisplayString(TypeFormat);
+        var signature = string.Join(", ", method.Parameters.Select(Parameter));
+        var arguments = string.Join(", ", method.Parameters.Select(Argument));
+        WriteObsolete(sb, method);
+        sb.AppendLine($"    {returnType} {iface.ToDisplayString(TypeFormat)}.{Escape(method.Name)}({signature})");
+        sb.AppendLine($"        => Record(__unit => __unit.{Escape(method.Name)}({arguments}));");
+        sb.AppendLine();
     }
 
     private static void WriteMethod(StringBuilder sb, INamedTypeSymbol iface, IMethodSymbol method, ref int helperIndex)

@@ -15,7 +15,7 @@ public sealed class ReplayUnitTests
         { new RedisServerException(RedisErrorKind.WrongType, CommandFlags.None, "WRONGTYPE Operation against a key holding the wrong kind of value"), false },
         { new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent), false },
         { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."), true },
-        { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of previous errors."), false },
+        { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of previous errors."), true },
         { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"), true },
         { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica. script: 1c3e, on @user_script:1."), true },
         { new RedisServerException(RedisErrorKind.NoReplicas, CommandFlags.None, "NOREPLICAS Not enough good replicas to write."), true },

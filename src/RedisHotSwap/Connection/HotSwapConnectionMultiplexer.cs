@@ -163,17 +163,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             await DropArmedAsync().ConfigureAwait(false);
             var route = await HotSwapRoute.ConnectAsync(side, configuration, allowWritesToReplica: false, Logger, cancellationToken, standby: true)
                 .ConfigureAwait(false);
-            try
-            {
-                await SubscribeAllAsync(route, strict: true).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                await route.DisposeAsync().ConfigureAwait(false);
-                throw new RedisHotSwapException(
-                    $"{side} ({route.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
-            }
-
+            await WarmAsync(route).ConfigureAwait(false);
             AttachEvents(route);
             armed = route;
             active.SetHandoffReady(true);
@@ -267,17 +257,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 AttachEvents(next);
             }
 
-            try
-            {
-                // Warm: the new side listens on every channel before it takes any traffic (at-least-once across the switch).
-                await SubscribeAllAsync(next, strict: true).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                await next.DisposeAsync().ConfigureAwait(false);
-                throw new RedisHotSwapException(
-                    $"{side} ({next.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
-            }
+            await WarmAsync(next).ConfigureAwait(false);
 
             // Only a retiring connection to the other side matters to the coordinator: it may still write there.
             var leavingSide = old.Side != side;
@@ -325,6 +305,22 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
 
         return true;
+    }
+
+    // Warm: the new side listens on every channel before it takes any traffic (at-least-once across the switch).
+    // A side that refuses one of the application's channels is closed, and nothing moves.
+    private async Task WarmAsync(HotSwapRoute route)
+    {
+        try
+        {
+            await SubscribeAllAsync(route, strict: true).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            await route.DisposeAsync().ConfigureAwait(false);
+            throw new RedisHotSwapException(
+                $"{route.Side} ({route.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, route.Configuration)}", ex);
+        }
     }
 
     // Takes the armed route for a switch to its side, once its server is a primary; null when none fits.

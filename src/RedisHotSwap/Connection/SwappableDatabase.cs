@@ -8,12 +8,17 @@ namespace RedisHotSwap.Connection;
 /// cached before a switch (as <c>RedisCache</c> does) follows it. The members are generated.
 /// </summary>
 [GenerateForwarding(typeof(IDatabase))]
-internal sealed partial class SwappableDatabase(HotSwapConnectionMultiplexer owner, int database, object? asyncState)
+internal sealed partial class SwappableDatabase(HotSwapConnectionMultiplexer owner, int database, object? state)
     : Forwarder<IDatabase>(owner), IDatabase
 {
     public IConnectionMultiplexer Multiplexer => Owner;
 
     public override string ToString() => $"db{database} on {Owner}";
 
-    private protected override IDatabase Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database, asyncState);
+    /// <summary>A transaction built on the connection active when it executes, and sent again when a handoff refused it unrun.</summary>
+    public ITransaction CreateTransaction(object? asyncState = null) => new SwappableTransaction(Owner, database, asyncState ?? state);
+
+    ITransactionAsync IDatabaseAsync.CreateTransaction(object? asyncState) => CreateTransaction(asyncState);
+
+    private protected override IDatabase Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database, state);
 }

@@ -23,13 +23,13 @@ internal static class Replay
 
     /// <summary>
     /// Whether the server refused the command because it is (now) a replica, which proves nothing of it ran:
-    /// <c>READONLY</c> (a command, or a script at its first write), <c>EXECABORT</c> caused by <c>READONLY</c> (a
-    /// transaction queued while the server was a primary and executed once it was not), and <c>UNBLOCKED</c> (a
+    /// <c>READONLY</c> (a command, or a script at its first write), <c>EXECABORT</c> (a transaction discarded whole:
+    /// a command queued after the server became a replica was refused, or its <c>EXEC</c> was), and <c>UNBLOCKED</c> (a
     /// blocking command released, having taken nothing, when its server became a replica).
     /// </summary>
     public static bool IsDemoted(Exception exception) => exception is RedisServerException server && (
         server.Kind is RedisErrorKind.ReadOnly
-        || (server.Kind is RedisErrorKind.ExecAbort && server.Message.Contains("READONLY", StringComparison.Ordinal))
+        || server.Kind is RedisErrorKind.ExecAbort
         || server.Message.StartsWith("UNBLOCKED", StringComparison.Ordinal));
 
     /// <summary>Awaits <paramref name="first"/>; when it failed unsent and <paramref name="canResend"/> agrees, runs <paramref name="again"/>.</summary>

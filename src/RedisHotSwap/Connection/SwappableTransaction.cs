@@ -1,0 +1,173 @@
+using RedisHotSwap.Forwarding;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Connection;
+
+/// <summary>
+/// An <see cref="ITransaction"/> built on whichever connection is active when it executes, and built and sent once
+/// more on the new one when its failure proves nothing of it ran (<c>EXECABORT</c>, a demoted or retired side):
+/// the transaction a handoff's fence holds fails on the demoted side and runs on the new primary instead. Its
+/// commands are recorded (the members are generated) and their tasks complete from the attempt that counted.
+/// </summary>
+/// <remarks>
+/// A transaction with conditions (<see cref="AddCondition"/>) is bound to the connection active when the first
+/// condition is added: a <see cref="ConditionResult"/> belongs to one attempt, so such a transaction is never sent
+/// twice, and a failure surfaces as it would without RedisHotSwap.
+/// </remarks>
+[GenerateRecording(typeof(ITransaction))]
+internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer owner, int database, object? asyncState) : ITransaction
+{
+    private readonly List<Func<ITransaction, Task>> commands = [];
+    private readonly List<Action<Task>> completions = [];
+    private ITransaction? bound;
+    private ITransaction? last;
+
+    public IConnectionMultiplexer Multiplexer => owner;
+
+    public bool WasWatchConflict => (bound ?? last)?.WasWatchConflict ?? false;
+
+    public ConditionResult AddCondition(Condition condition)
+    {
+        if (bound is null)
+        {
+            bound = Open(owner.ActiveRoute);
+            Apply(bound, complete: true);
+        }
+
+        return bound.AddCondition(condition);
+    }
+
+    public bool Execute(CommandFlags flags = CommandFlags.None) => ExecuteAsync(flags).GetAwaiter().GetResult();
+
+    void IBatch.Execute() => Execute();
+
+    public async Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None)
+    {
+        if (bound is not null)
+        {
+            return await bound.ExecuteAsync(flags).ConfigureAwait(false);
+        }
+
+        for (var attempt = 0; ; attempt++)
+        {
+            var route = owner.ActiveRoute;
+            var transaction = last = Open(route);
+            var sent = Apply(transaction, complete: false);
+            var executed = transaction.ExecuteAsync(flags);
+            try
+            {
+                var committed = await executed.ConfigureAwait(false);
+                Complete(sent);
+                return committed;
+            }
+            catch (Exception ex) when (attempt == 0 && route.MayRecover && Replay.IsUnsent(ex))
+            {
+                await Task.WhenAll(sent.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
+                if (!await owner.CanResendAsync(ex, route).ConfigureAwait(false))
+                {
+                    Complete(sent);
+                    throw;
+                }
+            }
+            catch
+            {
+                Complete(sent);
+                throw;
+            }
+        }
+    }
+
+    public bool IsConnected(RedisKey key, CommandFlags flags = CommandFlags.None) => Inner.IsConnected(key, flags);
+
+    public int Database => database;
+
+#pragma warning disable SER308 // the interface's own blocking members, passed through as the client implements them
+    public bool TryWait(Task task) => Inner.TryWait(task);
+
+    public void Wait(Task task) => Inner.Wait(task);
+
+    public T Wait<T>(Task<T> task) => Inner.Wait(task);
+
+    public void WaitAll(params Task[] tasks) => Inner.WaitAll(tasks);
+#pragma warning restore SER308
+
+    private IDatabase Inner => owner.ActiveRoute.Multiplexer.GetDatabase(database, asyncState);
+
+    ITransactionAsync IDatabaseAsync.CreateTransaction(object? asyncState) => throw NotInATransaction();
+
+    IAsyncEnumerable<RedisValue> IDatabaseAsync.VectorSetRangeEnumerateAsync(RedisKey key, RedisValue start, RedisValue end, long count, Exclude exclude, CommandFlags flags) => throw NotInATransaction();
+
+    IAsyncEnumerable<HashEntry> IDatabaseAsync.HashScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
+
+    IAsyncEnumerable<RedisValue> IDatabaseAsync.HashScanNoValuesAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
+
+    IAsyncEnumerable<RedisValue> IDatabaseAsync.SetScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
+
+    IAsyncEnumerable<SortedSetEntry> IDatabaseAsync.SortedSetScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
+
+    private static NotSupportedException NotInATransaction() => new("Scans and nested transactions cannot be part of a transaction.");
+
+    private ITransaction Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database).CreateTransaction(asyncState);
+
+    // Queues every recorded command on a transaction; their tasks complete the caller's once the attempt counts.
+    private Task[] Apply(ITransaction transaction, bool complete)
+    {
+        var sent = commands.Select(command => command(transaction)).ToArray();
+        if (complete)
+        {
+            Complete(sent);
+            commands.Clear();
+            completions.Clear();
+        }
+
+        return sent;
+    }
+
+    private void Complete(Task[] sent)
+    {
+        for (var i = 0; i < sent.Length; i++)
+        {
+            completions[i](sent[i]);
+        }
+    }
+
+    private Task<T> Record<T>(Func<ITransaction, Task<T>> command)
+    {
+        if (bound is not null)
+        {
+            return command(bound);
+        }
+
+        var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        commands.Add(command);
+        completions.Add(sent => ((Task<T>)sent).ContinueWith(
+            static (done, state) =>
+            {
+                var target = (TaskCompletionSource<T>)state!;
+                if (done.IsCanceled)
+                {
+                    target.TrySetCanceled();
+                }
+                else if (done.Exception is { } failure)
+                {
+                    target.TrySetException(failure.InnerExceptions);
+                }
+                else
+                {
+                    target.TrySetResult(done.Result);
+                }
+            },
+            result,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default));
+        return result.Task;
+    }
+
+    private Task<bool> Record(Func<ITransaction, Task> command) =>
+        Record<bool>(async transaction =>
+        {
+            await command(transaction).ConfigureAwait(false);
+            return true;
+        });
+}
