@@ -133,11 +133,16 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
         sb.AppendLine($"    {returnType} {explicitName}({signature})");
         sb.AppendLine("    {");
 
+        // While a command may have to be sent again, it must not be fire-and-forget: its failure is the only proof
+        // that it did not run, and a fire-and-forget command's failure is dropped.
+        var flags = method.Parameters.FirstOrDefault(p => p.Name == "flags" && p.Type.ToDisplayString() == "StackExchange.Redis.CommandFlags");
+        var keepAcknowledged = flags is null ? string.Empty : " if (__route.MayRecover) flags = global::RedisHotSwap.Forwarding.Replay.Acknowledged(flags);";
+
         switch (Classify(method))
         {
             case Shape.Task:
                 var helper = $"__Replay{helperIndex++}";
-                sb.AppendLine("        var __inner = Current(out var __route);");
+                sb.AppendLine($"        var __inner = Current(out var __route);{keepAcknowledged}");
                 sb.AppendLine($"        {returnType} __task;");
                 sb.AppendLine($"        try {{ __task = __inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ return Current(out _).{call}; }}");
@@ -151,7 +156,7 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                 return;
             case Shape.Blocking:
                 var ret = method.ReturnsVoid ? string.Empty : "return ";
-                sb.AppendLine("        var __inner = Current(out var __route);");
+                sb.AppendLine($"        var __inner = Current(out var __route);{keepAcknowledged}");
                 sb.AppendLine($"        try {{ {ret}__inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
                 break;

@@ -59,6 +59,12 @@ public sealed class RedisServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Freezes the server (<c>SIGSTOP</c>): it holds every connection and answers nothing until <see cref="ResumeAsync"/>.</summary>
+    public Task SuspendAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a frozen server go on (<c>SIGCONT</c>).</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
     /// <summary>Stops the server (as a crash would: no save) and removes its directory; safe to call twice.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -82,6 +88,12 @@ public sealed class RedisServerProcess : IAsyncDisposable
         {
             // Left in the temp folder; nothing depends on it.
         }
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", [signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })!;
+        await kill.WaitForExitAsync().ConfigureAwait(false);
     }
 
     private static async Task<RedisServerProcess> StartOnceAsync(int port, string password, string directory, string[] settings, CancellationToken cancellationToken)

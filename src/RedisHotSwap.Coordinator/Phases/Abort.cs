@@ -16,7 +16,9 @@ public sealed partial class MigrationCoordinator
         var target = await Target.InfoAsync().ConfigureAwait(false);
         if (!target.IsReplica && PromotedByThisMigration(state, target))
         {
-            throw new PreflightRefusedException($"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible (SOURCE lacks what was written since). Run 'promote' to finish, or migrate back with a new migration from TARGET to SOURCE.");
+            throw new PreflightRefusedException(state.Cutover == CutoverMode.Handoff
+                ? $"Migration '{options.MigrationId}' already handed the primary role to TARGET; abort would discard what was written there since. Run 'rollback' to hand it back to SOURCE without loss."
+                : $"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible (SOURCE lacks what was written since). Run 'promote' to finish, or migrate back with a new migration from TARGET to SOURCE.");
         }
 
         await UndoFenceAsync(state).ConfigureAwait(false);

@@ -27,10 +27,10 @@ public sealed partial class MigrationCoordinator
     }
 
     /// <summary>
-    /// Hands the primary role to <paramref name="to"/>: every instance arms (connects to it ahead of time), then
-    /// <c>FAILOVER</c> holds the writes on the other side, lets <paramref name="to"/> take the last of its stream,
-    /// promotes it and makes the other side its replica, all within <see cref="CoordinatorOptions.MaxPause"/>; then
-    /// every instance is told to move (those with a write held move by themselves on the READONLY that follows).
+    /// Hands the primary role to <paramref name="to"/>: every instance arms (connects to it ahead of time), then the
+    /// other side's writes are held while <paramref name="to"/> takes the last of its stream and is promoted, and the
+    /// other side becomes its replica, within <see cref="CoordinatorOptions.MaxPause"/>; then every instance is told
+    /// to move (those with a write held move by themselves on the READONLY that follows).
     /// </summary>
     private async Task<MigrationStatus> HandOffAsync(MigrationState state, RedisSide to, CancellationToken cancellationToken)
     {
@@ -38,10 +38,24 @@ public sealed partial class MigrationCoordinator
         var (primary, replica) = (Node(from), Node(to));
 
         var promotedAt = time.GetUtcNow();
-        if (!await HandedOffAsync(primary, replica).ConfigureAwait(false))
+        var next = await replica.InfoAsync().ConfigureAwait(false);
+        var promotedByUs = state.Phase == MigrationPhase.HandingOff && state.HandoffTo == to && !next.IsReplica
+            && state.PromotionReplicationId is { } replid && next.PreviousReplicationId == replid;
+        if (promotedByUs && !await HandedOffAsync(primary, replica).ConfigureAwait(false))
+        {
+            // Resumed between the promotion and the demotion: the old primary is sealed meanwhile. Finish the demotion.
+            await DemoteAsync(primary, replica).ConfigureAwait(false);
+        }
+        else if (!await HandedOffAsync(primary, replica).ConfigureAwait(false))
         {
             state = await ArmAsync(state, from, to, cancellationToken).ConfigureAwait(false);
             (state, promotedAt) = await FailOverAsync(state, from, to, cancellationToken).ConfigureAwait(false);
+        }
+
+        // The seal's settings go back on the demoted side whatever run made the demotion (a replica refuses writes by its role).
+        if (state is { SourceMinReplicas: { } min, FencedMaxLag: { } maxLag })
+        {
+            await new Fence(primary).RestoreAsync(new FenceSettings(min, maxLag)).ConfigureAwait(false);
         }
 
         // The coordinator's own connections learned the roles when they connected: they must ask again, or the
@@ -133,111 +147,129 @@ public sealed partial class MigrationCoordinator
     }
 
     /// <summary>
-    /// The fence and the promotion: arms the fence on the primary, holds its writes, waits until the replica has
-    /// processed its whole stream (the primary's offset does not move while writes are held), checks the offset did
-    /// not move, promotes the replica, makes the old primary its replica, puts the fence's settings back and lets the
+    /// The fence and the promotion: holds the primary's writes, waits until the replica has processed its whole
+    /// stream, seals the primary (it refuses every write from then on, pause or no pause), waits again for whatever
+    /// reached the stream before the seal, promotes the replica and makes the old primary its replica; then lets the
     /// held writes go on, which now fail with READONLY: the signal on which armed instances move and send them again.
     /// </summary>
     /// <remarks>
     /// Built from these steps rather than with <c>FAILOVER</c>: <c>FAILOVER</c> learns that the replica caught up from
     /// its periodic acknowledgement, and held writes 25 to 400 ms idle and up to a second under load on this machine,
-    /// where these steps hold them a few milliseconds. The fence keeps the property <c>FAILOVER</c> has when the
-    /// coordinator dies midway: the old primary never takes a write the new one does not see.
+    /// where these steps hold them a few milliseconds. Safety does not rest on the pause's timer: the seal is what
+    /// keeps the old primary from taking a write the new one does not have, even if the pause lapses or the
+    /// coordinator dies midway; the pause only turns the writes that arrive meanwhile into held ones.
     /// </remarks>
     private async Task<(MigrationState State, DateTimeOffset PromotedAt)> FailOverAsync(MigrationState state, RedisSide from, RedisSide to, CancellationToken cancellationToken)
     {
         var (primary, replica) = (Node(from), Node(to));
         var fence = new Fence(primary);
-        var promotedAt = time.GetUtcNow();
-        var target = await replica.InfoAsync().ConfigureAwait(false);
-        if (!(state.Phase == MigrationPhase.HandingOff && !target.IsReplica && target.PreviousReplicationId == state.PromotionReplicationId))
+
+        // Checked again right before the fence: an instance that left (or one that appeared unarmed) stops it.
+        var (ready, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
+        var lag = await LagAsync(primary, replica).ConfigureAwait(false);
+        if (!ready || lag > options.MaxLagBytes)
         {
-            // Checked again right before the fence: an instance that left (or one that appeared unarmed) stops it.
-            var (ready, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
-            var lag = await LagAsync(primary, replica).ConfigureAwait(false);
-            if (!ready || lag > options.MaxLagBytes)
-            {
-                throw await HaltAsync(state, primary,
-                    !ready ? $"Not handing off: {waiting}." : $"Not handing off: {Upper(to)} trails {Upper(from)} by {lag:N0} bytes (more than --max-lag {options.MaxLagBytes:N0}).",
-                    $"Nothing was promoted: {Upper(from)} stays the primary and every instance on it.",
-                    "Run the same command again once every instance is armed and the lag is small ('status').").ConfigureAwait(false);
-            }
-
-            var settings = state.SourceMinReplicas is { } min && state.FencedMaxLag is { } maxLag && state.Phase == MigrationPhase.HandingOff
-                ? new FenceSettings(min, maxLag)
-                : await fence.ReadSettingsAsync().ConfigureAwait(false);
-            state = await store.WriteAsync(state.Enter(MigrationPhase.HandingOff, time.GetUtcNow()) with
-            {
-                PromotionReplicationId = (await primary.InfoAsync().ConfigureAwait(false)).ReplicationId,
-                SourceMinReplicas = settings.MinReplicas,
-                FencedMaxLag = settings.MaxLag,
-            }, primary).ConfigureAwait(false);
-
-            var (promoted, problem, held) = await PromoteBehindFenceAsync(fence, settings, primary, replica, cancellationToken).ConfigureAwait(false);
-            if (!promoted)
-            {
-                throw await HaltAsync(state, primary, problem!,
-                    $"Nothing was promoted: {Upper(from)}'s writes resumed there (held {held.TotalMilliseconds:N1} ms), its settings are back as they were, and every instance stays on it.",
-                    "Check the replication link and lag ('status'), then run the same command again (a larger --max-pause allows a longer hold).").ConfigureAwait(false);
-            }
-
-            promotedAt = time.GetUtcNow();
-            state = state with { HandoffPauseMs = held.TotalMilliseconds };
+            throw await HaltAsync(state, primary,
+                !ready ? $"Not handing off: {waiting}." : $"Not handing off: {Upper(to)} trails {Upper(from)} by {lag:N0} bytes (more than --max-lag {options.MaxLagBytes:N0}).",
+                $"Nothing was promoted: {Upper(from)} stays the primary and every instance on it.",
+                "Run the same command again once every instance is armed and the lag is small ('status').").ConfigureAwait(false);
         }
 
-        // Resumed after the promotion, or the demotion above did not complete: finish it. The fence refuses writes on
-        // the old primary meanwhile.
-        var old = await primary.InfoAsync().ConfigureAwait(false);
-        if (!(old.IsReplica && Replicates(old, replica)))
+        // The settings the seal changes, recorded before it changes them; a run resumed after a failure keeps the first record.
+        var settings = state is { Phase: MigrationPhase.HandingOff, SourceMinReplicas: { } min, FencedMaxLag: { } maxLag }
+            ? new FenceSettings(min, maxLag)
+            : await fence.ReadSettingsAsync().ConfigureAwait(false);
+        state = await store.WriteAsync(state.Enter(MigrationPhase.HandingOff, time.GetUtcNow()) with
         {
-            await primary.ExecuteAuditedAsync($"the old primary becomes {Upper(to)}'s replica", "REPLICAOF", replica.Host, replica.Port.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
-            await fence.RestoreAsync(new FenceSettings(state.SourceMinReplicas ?? "0", state.FencedMaxLag ?? "10")).ConfigureAwait(false);
-            await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+            PromotionReplicationId = (await primary.InfoAsync().ConfigureAwait(false)).ReplicationId,
+            SourceMinReplicas = settings.MinReplicas,
+            FencedMaxLag = settings.MaxLag,
+        }, primary).ConfigureAwait(false);
+
+        var outcome = await PromoteBehindFenceAsync(fence, settings, primary, replica, cancellationToken).ConfigureAwait(false);
+        if (outcome == Promotion.NotPromoted)
+        {
+            throw await HaltAsync(state, primary, fence.Problem!,
+                $"Nothing was promoted: {Upper(from)}'s settings are back as they were, its writes resumed there (held {fence.Held.TotalMilliseconds:N1} ms), and every instance stays on it.",
+                "Check the replication link and lag ('status'), then run the same command again (a larger --max-pause allows a longer hold).").ConfigureAwait(false);
+        }
+
+        var promotedAt = fence.PromotedAt ?? time.GetUtcNow();
+        state = state with { HandoffPauseMs = fence.Held.TotalMilliseconds };
+        if (outcome == Promotion.PromotedNotDemoted)
+        {
+            throw await HaltAsync(state, replica, $"{Upper(to)} was promoted, but {Upper(from)} could not be made its replica: {fence.Problem}",
+                $"{Upper(from)} is sealed: it refuses every write (NOREPLICAS), and armed instances move to {Upper(to)} on that answer.",
+                "Run the same command again: it makes the old primary a replica and finishes the handoff.").ConfigureAwait(false);
         }
 
         return (state, promotedAt);
     }
 
-    // Behind the pause, in as few round trips as the checks allow. Returns whether the replica was promoted and the
-    // old primary demoted; when not, everything is put back before it returns.
-    private async Task<(bool Promoted, string? Problem, TimeSpan Held)> PromoteBehindFenceAsync(
-        Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, CancellationToken cancellationToken)
+    private enum Promotion
     {
-        await fence.ArmAsync(settings).ConfigureAwait(false);
-        var started = Stopwatch.GetTimestamp();
+        NotPromoted,
+        PromotedNotDemoted,
+        Done,
+    }
+
+    // Behind the pause, in as few round trips as the checks allow. Whatever happens, the pause is lifted before it
+    // returns: after the settings are put back when nothing was promoted, and with the seal kept when the old
+    // primary is still a primary beside the promoted one.
+    private async Task<Promotion> PromoteBehindFenceAsync(Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, CancellationToken cancellationToken)
+    {
+        var outcome = Promotion.NotPromoted;
+        var sealedOff = false;
+        fence.Start();
         try
         {
             await fence.PauseAsync(options.MaxPause).ConfigureAwait(false);
-            var offset = (await primary.InfoAsync("replication").ConfigureAwait(false)).MasterOffset;
-            while ((await replica.InfoAsync("replication").ConfigureAwait(false)).ReplicaOffset < offset)
+            if (!await fence.CaughtUpAsync(replica, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
             {
-                // Everything behind the pause must fit in its bound, with room left to undo.
-                if (Stopwatch.GetElapsedTime(started) > options.MaxPause * 0.8)
-                {
-                    return (false, $"{replica.Name} did not take the last of {primary.Name}'s stream within {options.MaxPause.TotalMilliseconds:N0} ms (--max-pause).", Stopwatch.GetElapsedTime(started));
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
+                return outcome;
             }
 
-            if ((await primary.InfoAsync("replication").ConfigureAwait(false)).MasterOffset != offset)
+            await fence.SealAsync(settings).ConfigureAwait(false);
+            sealedOff = true;
+
+            // Whatever entered the stream before the seal (a write past a lapsed pause, a replication PING) must reach
+            // the replica too; nothing enters it after.
+            if (!await fence.CaughtUpAsync(replica, options.MaxPause, cancellationToken).ConfigureAwait(false))
             {
-                return (false, $"{primary.Name}'s replication offset moved while its writes were held; something writes past the pause.", Stopwatch.GetElapsedTime(started));
+                return outcome;
             }
 
             await replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
-            await primary.ExecuteAuditedAsync($"the old primary becomes {replica.Name}'s replica", "REPLICAOF", replica.Host, replica.Port.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
-            return (true, null, Stopwatch.GetElapsedTime(started));
+            fence.PromotedAt = time.GetUtcNow();
+            outcome = Promotion.PromotedNotDemoted;
+            await DemoteAsync(primary, replica).ConfigureAwait(false);
+            outcome = Promotion.Done;
+            return outcome;
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            fence.Fail(ex.Message);
+            return outcome;
         }
         finally
         {
-            await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+            if (outcome == Promotion.NotPromoted && sealedOff)
+            {
+                await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false); // before the held writes go on
+            }
 
-            // Promoted, the old primary refuses writes by its role; otherwise the fence must not outlive the attempt.
-            // Either way its settings go back, after the writes have gone on: nothing of this is on their path.
-            await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false);
+            await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+            fence.Stop();
+            if (outcome == Promotion.Done)
+            {
+                // A replica refuses writes by its role: the seal is no longer needed.
+                await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false);
+            }
         }
     }
+
+    private static async Task DemoteAsync(RedisNode primary, RedisNode replica) =>
+        await primary.ExecuteAuditedAsync($"the old primary becomes {replica.Name}'s replica", "REPLICAOF", replica.Host, replica.Port.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
 
     private static async Task RestoreQuietlyAsync(Fence fence, FenceSettings settings)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using RedisHotSwap.Coordinator.Safety;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Coordinator.State;
 using RedisHotSwap.Protocol;
@@ -85,21 +86,24 @@ public sealed partial class MigrationCoordinator
         // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
         await IssueDirectiveAsync(Source, RedisSide.Target, "TARGET is being promoted").ConfigureAwait(false);
         var source = await Source.InfoAsync().ConfigureAwait(false);
+        var fence = new Fence(Source);
+        var before = await fence.ReadSettingsAsync().ConfigureAwait(false);
         state = await store.WriteAsync(
             state.Enter(MigrationPhase.Promoting, time.GetUtcNow()) with
             {
                 PromotionReplicationId = source.ReplicationId,
-                SourceMinReplicas = state.SourceMinReplicas ?? await Source.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false) ?? "0",
+                SourceMinReplicas = state.SourceMinReplicas ?? before.MinReplicas,
+                FencedMaxLag = state.FencedMaxLag ?? before.MaxLag,
             },
             Source).ConfigureAwait(false);
 
         // Armed while TARGET is still attached, the fence changes nothing yet: SOURCE keeps every replica it needs.
         // The moment TARGET leaves, SOURCE is one replica short and refuses every write (NOREPLICAS), so there is no
         // instant, even if this coordinator dies, in which SOURCE takes writes that TARGET will never see.
-        var replicas = await ArmFenceAsync().ConfigureAwait(false);
+        var replicas = await fence.ArmAsync(new FenceSettings(state.SourceMinReplicas!, state.FencedMaxLag!)).ConfigureAwait(false);
 
         var pause = (long)(options.PromotionTimeout + PauseMargin).TotalMilliseconds;
-        await Source.ExecuteAsync("CLIENT", "PAUSE", pause.ToString(CultureInfo.InvariantCulture), "WRITE").ConfigureAwait(false);
+        await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
         (string Problem, string Left, string Next)? failure;
         try
         {
@@ -173,24 +177,11 @@ public sealed partial class MigrationCoordinator
         return null;
     }
 
-    /// <summary>Sets SOURCE's min-replicas-to-write to the replicas it has now (TARGET included); returns that number.</summary>
-    private async Task<int> ArmFenceAsync()
-    {
-        var info = await Source.InfoAsync().ConfigureAwait(false);
-        if (await Source.ConfigGetAsync("min-replicas-max-lag").ConfigureAwait(false) == "0")
-        {
-            await Source.ConfigSetAsync("min-replicas-max-lag", "10").ConfigureAwait(false); // 0 would switch the check off
-        }
-
-        var replicas = Math.Max(1, info.ConnectedReplicas);
-        await Source.ConfigSetAsync("min-replicas-to-write", replicas.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
-        return replicas;
-    }
-
-    /// <summary>Before a promotion that did not happen: lift the pause and put SOURCE's min-replicas-to-write back.</summary>
+    /// <summary>Before a promotion that did not happen: lift the pause and put SOURCE's fence settings back.</summary>
     private async Task UndoFenceAsync(MigrationState state)
     {
-        await UnpauseQuietlyAsync().ConfigureAwait(false);
+        var fence = new Fence(Source);
+        await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
         if (state.SourceMinReplicas is null)
         {
             return; // the fence was never armed
@@ -198,7 +189,7 @@ public sealed partial class MigrationCoordinator
 
         try
         {
-            await Source.ConfigSetAsync("min-replicas-to-write", state.SourceMinReplicas).ConfigureAwait(false);
+            await fence.RestoreAsync(new FenceSettings(state.SourceMinReplicas, state.FencedMaxLag ?? "10")).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
@@ -209,19 +200,9 @@ public sealed partial class MigrationCoordinator
     /// <summary>TARGET is a primary: did this migration make it one (rather than a restart, an operator or an abort)?</summary>
     private static bool PromotedByThisMigration(MigrationState state, ServerInfo target) =>
         state.Phase == MigrationPhase.Promoted
-        || (state.Phase == MigrationPhase.Promoting && state.PromotionReplicationId is { } id && target.PreviousReplicationId == id);
+        || (state.Phase is MigrationPhase.Promoting or MigrationPhase.HandingOff && state.PromotionReplicationId is { } id && target.PreviousReplicationId == id);
 
-    private async Task UnpauseQuietlyAsync()
-    {
-        try
-        {
-            await Source.ExecuteAsync("CLIENT", "UNPAUSE").ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            // The pause ends by itself when its timeout passes.
-        }
-    }
+    private Task UnpauseQuietlyAsync() => new Fence(Source).UnpauseQuietlyAsync();
 
     /// <summary>Snapshots <paramref name="node"/> (BGSAVE) and says how it went, in words for the final status.</summary>
     private async Task<string> SnapshotAsync(RedisNode node, CancellationToken cancellationToken)

@@ -6,13 +6,67 @@ namespace RedisHotSwap.Coordinator.Safety;
 
 /// <summary>
 /// The one way the side giving up the primary role is kept from taking a write its successor never sees: its writes
-/// are held (<c>CLIENT PAUSE ... WRITE</c>, bounded), and it is armed to refuse every write the moment its successor
-/// stops replicating it (<c>min-replicas-to-write</c> set to the replicas it has, the successor included), so that
-/// no instant exists, even if the coordinator dies, in which both sides take writes. Every setting it changes is put
-/// back exactly from what <see cref="ReadSettingsAsync"/> returned.
+/// are held (<c>CLIENT PAUSE ... WRITE</c>, bounded), and it is armed (window cutover) or sealed (handoff) to refuse
+/// writes through <c>min-replicas-to-write</c>, so that no instant exists, even if the coordinator dies or the pause
+/// lapses, in which both sides take writes. Every setting it changes is put back exactly from what
+/// <see cref="ReadSettingsAsync"/> returned.
 /// </summary>
 internal sealed class Fence(RedisNode fenced)
 {
+    private long started;
+    private long stopped;
+
+    /// <summary>How long writes were held (from <see cref="Start"/> to <see cref="Stop"/>).</summary>
+    public TimeSpan Held => stopped == 0 ? System.Diagnostics.Stopwatch.GetElapsedTime(started) : System.Diagnostics.Stopwatch.GetElapsedTime(started, stopped);
+
+    /// <summary>Why the fence could not let the promotion happen, in one line; null when nothing went wrong.</summary>
+    public string? Problem { get; private set; }
+
+    public void Start() => started = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    public void Stop() => stopped = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    public void Fail(string problem) => Problem ??= problem;
+
+    /// <summary>When the successor was promoted (the coordinator's clock); null before.</summary>
+    public DateTimeOffset? PromotedAt { get; set; }
+
+    /// <summary>
+    /// Waits until <paramref name="successor"/> has processed the fenced side's whole stream as it stands now (it
+    /// stands still while writes are held, but for replication pings), within <paramref name="bound"/> of <see cref="Start"/>.
+    /// </summary>
+    public async Task<bool> CaughtUpAsync(RedisNode successor, TimeSpan bound, CancellationToken cancellationToken)
+    {
+        var offset = (await fenced.InfoAsync("replication").ConfigureAwait(false)).MasterOffset;
+        while ((await successor.InfoAsync("replication").ConfigureAwait(false)).ReplicaOffset < offset)
+        {
+            if (Held > bound)
+            {
+                Fail($"{successor.Name} did not take the last of {fenced.Name}'s stream within {bound.TotalMilliseconds:N0} ms.");
+                return false;
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Seals the fenced side: from now on it refuses every write (it requires one replica more than it has), whatever
+    /// becomes of the pause. Made once the successor has caught up, right before the promotion.
+    /// </summary>
+    public async Task SealAsync(FenceSettings before)
+    {
+        if (before.MaxLag == "0")
+        {
+            await fenced.ConfigSetAuditedAsync(MaxLag, "10", "0 would switch the replica check off").ConfigureAwait(false);
+        }
+
+        var impossible = (await fenced.InfoAsync("replication").ConfigureAwait(false)).ConnectedReplicas + 1;
+        await fenced.ConfigSetAuditedAsync(MinReplicas, impossible.ToString(CultureInfo.InvariantCulture),
+            "seal: refuse every write from now on, whatever becomes of the pause").ConfigureAwait(false);
+    }
     private const string MinReplicas = "min-replicas-to-write";
     private const string MaxLag = "min-replicas-max-lag";
 

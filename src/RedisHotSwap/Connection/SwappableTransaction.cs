@@ -39,7 +39,8 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
 
     public bool Execute(CommandFlags flags = CommandFlags.None) => ExecuteAsync(flags).GetAwaiter().GetResult();
 
-    void IBatch.Execute() => Execute();
+    // As the client's batch does: sends, and lets each command's task tell how it went.
+    void IBatch.Execute() => _ = ExecuteAsync().ContinueWith(static done => _ = done.Exception, TaskScheduler.Default);
 
     public async Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None)
     {
@@ -48,32 +49,37 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
             return await bound.ExecuteAsync(flags).ConfigureAwait(false);
         }
 
-        for (var attempt = 0; ; attempt++)
+        Task[]? sent = null;
+        try
         {
-            var route = owner.ActiveRoute;
-            var transaction = last = Open(route);
-            var sent = Apply(transaction, complete: false);
-            var executed = transaction.ExecuteAsync(flags);
-            try
+            for (var attempt = 0; ; attempt++)
             {
-                var committed = await executed.ConfigureAwait(false);
-                Complete(sent);
-                return committed;
-            }
-            catch (Exception ex) when (attempt == 0 && route.MayRecover && Replay.IsUnsent(ex))
-            {
-                await Task.WhenAll(sent.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
-                if (!await owner.CanResendAsync(ex, route).ConfigureAwait(false))
+                var route = owner.ActiveRoute;
+                var transaction = last = Open(route);
+                sent = Apply(transaction, complete: false);
+                try
                 {
-                    Complete(sent);
-                    throw;
+                    return await transaction.ExecuteAsync(flags).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (attempt == 0 && route.MayRecover && Replay.IsUnsent(ex))
+                {
+                    await Task.WhenAll(sent.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
+                    if (!await owner.CanResendAsync(ex, route).ConfigureAwait(false))
+                    {
+                        throw;
+                    }
                 }
             }
-            catch
-            {
-                Complete(sent);
-                throw;
-            }
+        }
+        catch (Exception ex) when (sent is null)
+        {
+            // Nothing was queued (a command's arguments were refused, the connection closed): every command fails alike.
+            sent = [.. commands.Select(_ => Task.FromException(ex))];
+            throw;
+        }
+        finally
+        {
+            Complete(sent!); // the commands' tasks complete from the attempt that counted, whatever it was
         }
     }
 
@@ -140,7 +146,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
 
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         commands.Add(command);
-        completions.Add(sent => ((Task<T>)sent).ContinueWith(
+        completions.Add(sent => sent.ContinueWith(
             static (done, state) =>
             {
                 var target = (TaskCompletionSource<T>)state!;
@@ -154,7 +160,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
                 }
                 else
                 {
-                    target.TrySetResult(done.Result);
+                    target.TrySetResult(((Task<T>)done).Result);
                 }
             },
             result,

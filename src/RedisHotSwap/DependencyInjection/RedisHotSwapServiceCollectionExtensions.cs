@@ -10,7 +10,6 @@ using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
 using RedisHotSwap.DependencyInjection;
 using RedisHotSwap.Instances;
-using RedisHotSwap.Telemetry;
 using RedisHotSwap.Triggers;
 using StackExchange.Redis;
 
@@ -79,24 +78,23 @@ public static class RedisHotSwapServiceCollectionExtensions
 
         var options = SwitchTrigger.ReadValid(monitor, validator);
         var side = SwitchTrigger.DecideAsync(options, features).GetAwaiter().GetResult();
+        var logger = loggerFactory.CreateLogger("RedisHotSwap");
+
+        // Before the first command: an instance that starts after a handoff goes straight to the side directed.
+        var standing = string.IsNullOrWhiteSpace(options.MigrationId)
+            ? null
+            : InstanceReporter.ReadStandingAsync(options.ConfigurationFor(side), options.MigrationId, logger).GetAwaiter().GetResult();
+        side = Routing.Decide(new RoutingInputs(standing, null, side, "configuration")).Side;
+
         var multiplexer = HotSwapConnectionMultiplexer
             .ConnectAsync(side, options, meters, loggerFactory, time)
             .GetAwaiter().GetResult();
         var trigger = new SwitchTrigger(multiplexer, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger);
         multiplexer.Attach(trigger);
+        trigger.SetDirective(standing);
         if (!string.IsNullOrWhiteSpace(options.MigrationId))
         {
-            var reporter = new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time);
-            multiplexer.Attach(reporter);
-            try
-            {
-                // Before the first command: an instance that starts after a promotion goes straight to the new primary.
-                reporter.ReadDirectiveAsync().GetAwaiter().GetResult();
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                Log.ReportFailed(multiplexer.Logger, ex.Message); // the first heartbeat reads it again
-            }
+            multiplexer.Attach(new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time));
         }
 
         trigger.StartAsync(CancellationToken.None).GetAwaiter().GetResult();

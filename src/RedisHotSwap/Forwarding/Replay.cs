@@ -32,6 +32,9 @@ internal static class Replay
         || server.Kind is RedisErrorKind.ExecAbort
         || server.Message.StartsWith("UNBLOCKED", StringComparison.Ordinal));
 
+    /// <summary>The flags without fire-and-forget, for a command that may have to be sent again.</summary>
+    public static CommandFlags Acknowledged(CommandFlags flags) => flags & ~CommandFlags.FireAndForget;
+
     /// <summary>Awaits <paramref name="first"/>; when it failed unsent and <paramref name="canResend"/> agrees, runs <paramref name="again"/>.</summary>
     public static async Task Async(Task first, Func<Task> again, Func<Exception, ValueTask<bool>> canResend)
     {

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
 using RedisHotSwap.Protocol;
 using RedisHotSwap.Telemetry;
@@ -90,7 +91,15 @@ internal sealed class InstanceReporter : IAsyncDisposable
         // In the registry, the subscription follows every switch; reaching the server is tried until it works. A
         // message only wakes this loop, which reads the directive from the servers: what is published on the channel
         // is never trusted, so a forged or garbled message can neither steer this instance nor clear a directive.
-        multiplexer.Subscriptions.AddOptional(channel, (_, _) => Wake());
+        multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
+        {
+            if (Directive.Read(message, migrationId, out var problem) is null && problem is not null)
+            {
+                Log.DirectiveIgnored(multiplexer.Logger, migrationId, $"a message on the control channel: {problem}");
+            }
+
+            Wake();
+        });
         var listening = false;
 
         while (!token.IsCancellationRequested)
@@ -179,6 +188,43 @@ internal sealed class InstanceReporter : IAsyncDisposable
         if (newest is not null || !refused)
         {
             onDirective(newest);
+        }
+    }
+
+    /// <summary>
+    /// Reads the standing directive from a server before the application's connection exists, so that an instance
+    /// that starts after a handoff connects straight to the side it must use (its configured side may be a replica
+    /// now). Null when there is none, it is not valid, or the server cannot be read (the first heartbeat reads again).
+    /// </summary>
+    public static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, ILogger logger)
+    {
+        try
+        {
+            var options = ConfigurationOptions.Parse(configuration);
+            options.AbortOnConnectFail = true;
+            var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            RedisValue value;
+            try
+            {
+                value = await connection.GetDatabase().StringGetAsync(MigrationKeys.Directive(migrationId)).ConfigureAwait(false);
+            }
+            finally
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            var directive = Directive.Read(value, migrationId, out var problem);
+            if (problem is not null)
+            {
+                Log.DirectiveIgnored(logger, migrationId, problem);
+            }
+
+            return directive;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ArgumentException)
+        {
+            Log.ReportFailed(logger, Redaction.Scrub(ex.Message, configuration));
+            return null;
         }
     }
 

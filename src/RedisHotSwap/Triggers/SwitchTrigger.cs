@@ -38,6 +38,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private Directive? directive;
     private CodeRequest? code;
     private DateTimeOffset? reconnectedFor;
+    private long refusedEpoch;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
@@ -138,7 +139,13 @@ internal sealed class SwitchTrigger : IAsyncDisposable
         var previous = Volatile.Read(ref directive);
         if (value is not null && previous is not null && value.Epoch < previous.Epoch)
         {
-            return; // a stale copy: the other server has not caught up yet, or a replay
+            // A replay, or a stale copy: never a step back. Logged once per directive refused.
+            if (Interlocked.Exchange(ref refusedEpoch, value.Epoch) != value.Epoch)
+            {
+                Log.DirectiveIgnored(logger, value.MigrationId ?? string.Empty, $"its epoch {value.Epoch} is older than the standing directive's {previous.Epoch}");
+            }
+
+            return;
         }
 
         if (Interlocked.CompareExchange(ref directive, value, previous) == previous && previous != value) // by value: every heartbeat reads the same directive anew

@@ -27,13 +27,12 @@ internal sealed class Migration : IAsyncDisposable
     public IDatabase TargetDb => TargetAdmin.GetDatabase();
 
     /// <summary>Two independent servers, or with <paramref name="replicate"/> TARGET a writable replica of SOURCE, in sync.</summary>
-    public static async Task<Migration> StartAsync(bool replicate = false)
+    public static async Task<Migration> StartAsync(bool replicate = false, string[]? targetSettings = null)
     {
         // No 5 s wait before a diskless initial sync: tests replicate many times.
         var source = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0"]);
-        var target = await RedisServerProcess.StartAsync(settings: replicate
-            ? [$"masterauth {source.Password}", $"replicaof 127.0.0.1 {source.Port}", "replica-read-only no"]
-            : null);
+        string[] replicating = replicate ? [$"masterauth {source.Password}", $"replicaof 127.0.0.1 {source.Port}", "replica-read-only no"] : [];
+        var target = await RedisServerProcess.StartAsync(settings: [.. replicating, "repl-diskless-sync-delay 0", .. targetSettings ?? []]);
         var migration = new Migration(source, target, await AdminAsync(source), await AdminAsync(target));
         if (replicate)
         {

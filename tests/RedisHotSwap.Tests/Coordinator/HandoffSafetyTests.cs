@@ -1,0 +1,131 @@
+using RedisHotSwap.Protocol;
+using RedisHotSwap.Testing;
+using RedisHotSwap.Tests.Infrastructure;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Tests.Coordinator;
+
+public sealed class HandoffSafetyTests
+{
+    [Fact]
+    public async Task ControlMessages_ForgedGarbledOrReplayed_NeverSteerAnInstance()
+    {
+        const string id = "forged";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        var channel = MigrationKeys.DirectiveChannel(id);
+        var forgedPromotion = new Directive(RedisSide.Target, "forged", DateTimeOffset.UtcNow, Promoted: true, MigrationId: id, Epoch: 999).ToJson();
+
+        // Before any migration: messages alone (garbage, unknown side and version, another migration, even a well-formed
+        // promotion) only wake the instance, which finds no directive on the server.
+        foreach (var message in new[] { "x", """{"side":7,"version":99}""", new Directive(RedisSide.Target, "other", DateTimeOffset.UtcNow, MigrationId: "other", Epoch: 5).ToJson(), forgedPromotion })
+        {
+            await migration.SourceDb.PublishAsync(channel, message);
+        }
+
+        await migration.SourceDb.StringSetAsync(MigrationKeys.Directive(id), """{"side":"Target","version":2,"migrationId":"forged","epoch":0}""");
+        await WaitForLogAsync(app, "it has no epoch"); // read after every message above was handled
+        Assert.Contains(app.Logs.GetSnapshot(), r => r.Message.Contains("names another migration", StringComparison.Ordinal));
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        Assert.Equal(0, app.Controller.Generation);
+        await migration.SourceDb.KeyDeleteAsync(MigrationKeys.Directive(id));
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "1");
+        Assert.True(exit == 0, output);
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide);
+        var generation = app.Controller.Generation;
+
+        // After it: a forged message back to SOURCE, a replayed older directive in the key, then garbage in the key.
+        await migration.TargetDb.PublishAsync(channel, new Directive(RedisSide.Source, "forged", DateTimeOffset.UtcNow, MigrationId: id, Epoch: 1).ToJson());
+        var standing = (string?)await migration.TargetDb.StringGetAsync(MigrationKeys.Directive(id));
+        await migration.TargetDb.StringSetAsync(MigrationKeys.Directive(id), new Directive(RedisSide.Source, "replayed", DateTimeOffset.UtcNow, MigrationId: id, Epoch: 1).ToJson());
+        await WaitForLogAsync(app, "epoch 1 is older than the standing directive's");
+        await migration.TargetDb.StringSetAsync(MigrationKeys.Directive(id), "garbage");
+        await WaitForLogAsync(app, "it is not a directive");
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide);
+        Assert.Equal(generation, app.Controller.Generation);
+
+        // An instance that starts now reads the standing directive before its first command, whatever its configuration says.
+        await migration.TargetDb.StringSetAsync(MigrationKeys.Directive(id), standing);
+        await using var late = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        Assert.Equal(RedisSide.Target, late.Controller.ActiveSide);
+        await late.Multiplexer.GetDatabase().StringSetAsync("late", "1"); // SOURCE is a replica now: this would fail there
+    }
+
+    [Fact]
+    public async Task Handoff_AnInstanceThatCannotArm_PromotesNothingAndSaysWhom()
+    {
+        const string id = "unarmed";
+        await using var migration = await Migration.StartAsync();
+        await using var good = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        var unreachable = HotSwapApp.Settings(migration, migrationId: id);
+        unreachable["RedisHotSwap:Target"] = "127.0.0.1:1,connectTimeout=200";
+        await using var cut = HotSwapApp.Create(migration, settings: unreachable);
+        await using var load = new WriteLoad(good.Multiplexer.GetDatabase(), "unarmed", writers: 4);
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "2", "--instances-timeout", "00:00:03");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("not armed for TARGET", output);
+        Assert.Contains("Nothing was promoted", output);
+        await load.MoreAsync(500); // writes go on, on SOURCE
+        await load.StopAsync();
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal(RedisSide.Source, good.Controller.ActiveSide);
+        Assert.Equal(RedisSide.Source, cut.Controller.ActiveSide);
+        Assert.Empty(load.Errors);
+    }
+
+    [Fact]
+    public async Task Handoff_TargetThatCannotCatchUpWithinThePause_PromotesNothingAndPutsEverythingBack()
+    {
+        const string id = "lagging";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var load = new WriteLoad(app.Multiplexer.GetDatabase(), "lagging", writers: 4);
+
+        // TARGET freezes the moment SOURCE's writes are held: it cannot take the last of the stream in time.
+        var frozen = 0;
+        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            o.ExpectedInstances = 1;
+            o.MaxPause = TimeSpan.FromMilliseconds(40);
+            o.Audit = line =>
+            {
+                if (line.Contains("CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Exchange(ref frozen, 1) == 0)
+                {
+                    migration.Target.SuspendAsync().GetAwaiter().GetResult();
+                }
+            };
+        }))
+        {
+            try
+            {
+                var halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
+                Assert.Contains("Nothing was promoted", halted.StateLeft);
+            }
+            finally
+            {
+                await migration.Target.ResumeAsync();
+            }
+        }
+
+        Assert.Equal(1, frozen);
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value); // the fence is undone
+        await load.MoreAsync(500); // and the pause lifted: writes go on, on SOURCE
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+
+        // Once TARGET keeps up, the same command hands off.
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "1");
+        Assert.True(exit == 0, output);
+        await load.StopAsync();
+        Assert.Empty(load.Errors);
+        Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
+    }
+
+    private static Task WaitForLogAsync(HotSwapApp app, string text) =>
+        Eventually.TrueAsync(() => Task.FromResult(app.Logs.GetSnapshot().Any(r => r.Message.Contains(text, StringComparison.Ordinal))), $"a log line '{text}'");
+}
