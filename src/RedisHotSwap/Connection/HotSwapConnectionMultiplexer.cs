@@ -44,7 +44,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         Telemetry = new HotSwapTelemetry(meters, () => active.Side);
         Subscriptions = new SubscriptionRegistry(Logger);
         subscriber = new SwappableSubscriber(this, asyncState: null);
-        AttachEvents(initial);
+        Adopt(initial);
     }
 
     /// <inheritdoc/>
@@ -108,7 +108,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         CancellationToken cancellationToken = default)
     {
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
-        var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, logger, cancellationToken)
+        var route = await HotSwapRoute.ConnectAsync(side, options, logger, starting: true, cancellationToken)
             .ConfigureAwait(false);
         return new HotSwapConnectionMultiplexer(route, options, meters, logger, time);
     }
@@ -141,7 +141,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
             var started = time.GetTimestamp();
             Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
-            var next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, Logger, cancellationToken)
+            var next = await HotSwapRoute.ConnectAsync(side, current, Logger, starting: false, cancellationToken)
                 .ConfigureAwait(false);
             try
             {
@@ -155,7 +155,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                     $"{side} ({next.Endpoint}) refused the application's subscriptions: {Redaction.Scrub(ex.Message, configuration)}", ex);
             }
 
-            AttachEvents(next);
+            Adopt(next);
 
             // Only a retiring connection to the other side matters to the coordinator: it may still write there.
             var leavingSide = old.Side != side;

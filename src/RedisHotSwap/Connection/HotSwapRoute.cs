@@ -18,6 +18,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private readonly SemaphoreSlim subscriptionGate = new(1, 1);
     private readonly HashSet<RedisChannel> channels = [];
     private volatile bool retiring;
+    private readonly Dictionary<System.Net.EndPoint, IServer> servers;
     private bool subscriptionsClosed;
 
     private HotSwapRoute(RedisSide side, string configuration, ConnectionMultiplexer multiplexer, bool writableReplica)
@@ -26,6 +27,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         Configuration = configuration;
         Multiplexer = multiplexer;
         WritableReplica = writableReplica;
+        servers = multiplexer.GetServers().ToDictionary(server => server.EndPoint);
     }
 
     public RedisSide Side { get; }
@@ -43,15 +45,43 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
     public string Endpoint => Redaction.Redact(Configuration);
 
-    /// <summary>Connects to a side and proves it answers before any traffic is sent to it.</summary>
+    /// <summary>
+    /// Connects to a side and proves it answers before any traffic is sent to it. The side's configuration string is
+    /// parsed and then shaped by <see cref="RedisHotSwapOptions.ConfigureConnection"/>, on every connect.
+    /// </summary>
+    /// <param name="side">The side to connect.</param>
+    /// <param name="settings">The options that name the side and say how to connect it.</param>
+    /// <param name="logger">Where the connection is logged.</param>
+    /// <param name="starting">
+    /// True for the application's first connection: with <c>abortConnect=false</c> it is then accepted while the server
+    /// is down, and the client connects when the server comes back, as StackExchange.Redis does. A switch always
+    /// requires an answer.
+    /// </param>
+    /// <param name="cancellationToken">Stops waiting for the answer.</param>
     public static async Task<HotSwapRoute> ConnectAsync(
         RedisSide side,
-        string configuration,
-        bool allowWritesToReplica,
+        RedisHotSwapOptions settings,
         ILogger logger,
+        bool starting,
         CancellationToken cancellationToken)
     {
+        var configuration = settings.ConfigurationFor(side);
         var options = ConfigurationOptions.Parse(configuration);
+        settings.ConfigureConnection?.Invoke(side, options);
+        var allowWritesToReplica = settings.AllowWritesToReplica;
+
+        if (starting && !options.AbortOnConnectFail)
+        {
+            var waiting = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            if (!waiting.IsConnected)
+            {
+                Log.StartedDisconnected(logger, side, Redaction.Endpoints(configuration));
+                return new HotSwapRoute(side, configuration, waiting, writableReplica: false);
+            }
+
+            await waiting.DisposeAsync().ConfigureAwait(false);
+        }
+
         var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         var writableReplica = false;
 
@@ -80,6 +110,22 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     }
 
     public void MarkRetiring() => retiring = true;
+
+    /// <summary>
+    /// The server at <paramref name="endpoint"/> on this connection, or null when it reaches no such endpoint. Once the
+    /// connection is closed the client no longer hands servers out; the ones it had when connected are kept for that.
+    /// </summary>
+    public IServer? ServerAt(System.Net.EndPoint endpoint, object? asyncState)
+    {
+        try
+        {
+            return Multiplexer.GetServer(endpoint, asyncState);
+        }
+        catch (ArgumentException)
+        {
+            return servers.GetValueOrDefault(endpoint);
+        }
+    }
 
     /// <summary>Subscribes this route to <paramref name="channel"/> once, delivering to the registry's handlers.</summary>
     public async Task EnsureSubscribedAsync(RedisChannel channel, SubscriptionRegistry registry, CommandFlags flags)
@@ -216,8 +262,10 @@ internal sealed class HotSwapRoute : IAsyncDisposable
                 throw;
             }
 
+            // One line: the client's message is several sentences and, with detail on, repeats the configuration.
+            var reason = Redaction.Scrub(ex.Message, configuration).Split('\n', 2)[0].Trim();
             throw new RedisHotSwapException(
-                $"{side} ({Redaction.Redact(configuration)}) did not answer: {Redaction.Scrub(ex.Message, configuration)}; check that it is running and that the credentials are right.");
+                $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
         }
     }
 }

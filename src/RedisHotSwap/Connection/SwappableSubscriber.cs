@@ -21,23 +21,43 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
     public void Subscribe(RedisChannel channel, Action<RedisChannel, RedisValue> handler, CommandFlags flags = CommandFlags.None) =>
         SubscribeAsync(channel, handler, flags).GetAwaiter().GetResult();
 
-    public Task SubscribeAsync(RedisChannel channel, Action<RedisChannel, RedisValue> handler, CommandFlags flags = CommandFlags.None)
+    public async Task SubscribeAsync(RedisChannel channel, Action<RedisChannel, RedisValue> handler, CommandFlags flags = CommandFlags.None)
     {
         ArgumentNullException.ThrowIfNull(handler);
         Owner.Subscriptions.Add(channel, handler);
-        return Owner.EnsureSubscribedAsync(channel, flags);
+        try
+        {
+            await Owner.EnsureSubscribedAsync(channel, flags).ConfigureAwait(false);
+        }
+        catch
+        {
+            // A channel the server refused must not stay registered: every later switch would try it again, and fail.
+            await UnsubscribeAsync(channel, handler, CommandFlags.FireAndForget).ConfigureAwait(false);
+            throw;
+        }
     }
 
-    public ChannelMessageQueue Subscribe(RedisChannel channel, CommandFlags flags = CommandFlags.None)
-    {
-        Log.QueueSubscriptionNotSwappable(Owner.Logger, channel.ToString());
-        return Current(out _).Subscribe(channel, flags);
-    }
+    public ChannelMessageQueue Subscribe(RedisChannel channel, CommandFlags flags = CommandFlags.None) =>
+        SubscribeAsync(channel, flags).GetAwaiter().GetResult();
 
-    public Task<ChannelMessageQueue> SubscribeAsync(RedisChannel channel, CommandFlags flags = CommandFlags.None)
+    public async Task<ChannelMessageQueue> SubscribeAsync(RedisChannel channel, CommandFlags flags = CommandFlags.None)
     {
-        Log.QueueSubscriptionNotSwappable(Owner.Logger, channel.ToString());
-        return Current(out _).SubscribeAsync(channel, flags);
+        if (!QueueSubscription.IsSupported)
+        {
+            Log.QueueSubscriptionNotSwappable(Owner.Logger, channel.ToString());
+            return await Current(out _).SubscribeAsync(channel, flags).ConfigureAwait(false);
+        }
+
+        var subscription = QueueSubscription.For(channel);
+        await SubscribeAsync(channel, subscription.Handler, flags).ConfigureAwait(false);
+
+        // The queue's own Unsubscribe only completes it: that is when it leaves the registry (and the server, if last).
+        _ = subscription.Queue.Completion.ContinueWith(
+            _ => UnsubscribeAsync(channel, subscription.Handler, CommandFlags.FireAndForget),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default).Unwrap();
+        return subscription.Queue;
     }
 
     public void Unsubscribe(RedisChannel channel, Action<RedisChannel, RedisValue>? handler = null, CommandFlags flags = CommandFlags.None) =>
@@ -45,7 +65,7 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
 
     public Task UnsubscribeAsync(RedisChannel channel, Action<RedisChannel, RedisValue>? handler = null, CommandFlags flags = CommandFlags.None)
     {
-        Owner.Subscriptions.Remove(channel, handler);
+        CompleteQueues(Owner.Subscriptions.Remove(channel, handler));
         return Owner.ReleaseSubscriptionAsync(channel, flags);
     }
 
@@ -53,11 +73,20 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
 
     public async Task UnsubscribeAllAsync(CommandFlags flags = CommandFlags.None)
     {
-        var channels = Owner.Subscriptions.Channels;
-        Owner.Subscriptions.Clear();
-        foreach (var channel in channels)
+        // The application's channels only: the SDK's own (the coordinator's directive) stay subscribed.
+        foreach (var (channel, removed) in Owner.Subscriptions.RemoveApplicationChannels())
         {
+            CompleteQueues(removed);
             await Owner.ReleaseSubscriptionAsync(channel, flags).ConfigureAwait(false);
+        }
+    }
+
+    // As StackExchange.Redis does: unsubscribing a channel completes the queues subscribed to it.
+    private static void CompleteQueues(Action<RedisChannel, RedisValue>[] removed)
+    {
+        foreach (var handler in removed)
+        {
+            QueueSubscription.Of(handler)?.Complete();
         }
     }
 

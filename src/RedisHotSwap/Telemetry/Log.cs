@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(16, LogLevel.Warning, "Could not subscribe {Side} to {Channel} ({Reason}); it is tried again at the next switch or subscription.")]
     public static partial void SubscribeFailed(ILogger logger, string channel, RedisSide side, string reason);
+
+    [LoggerMessage(17, LogLevel.Warning, "{Side} ({Endpoint}) did not answer at start; abortConnect=false, so the application starts and the connection is made when the server comes back (health reports unhealthy until then).")]
+    public static partial void StartedDisconnected(ILogger logger, RedisSide side, string endpoint);
 }
