@@ -38,19 +38,20 @@ public sealed class RedisServerProcess : IAsyncDisposable
     /// <summary>Starts a server and returns once it accepts connections.</summary>
     /// <param name="password">The password to require; a random one when null.</param>
     /// <param name="settings">Further redis.conf lines, such as <c>maxmemory 100mb</c>.</param>
+    /// <param name="port">The port to listen on (one from <see cref="ReservePort"/>, for a server that starts late); a free one when null.</param>
     /// <param name="cancellationToken">Stops waiting for the server to be ready.</param>
-    public static async Task<RedisServerProcess> StartAsync(string? password = null, IEnumerable<string>? settings = null, CancellationToken cancellationToken = default)
+    public static async Task<RedisServerProcess> StartAsync(string? password = null, IEnumerable<string>? settings = null, int? port = null, CancellationToken cancellationToken = default)
     {
         password ??= Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant();
         var extra = settings?.ToArray() ?? [];
-        for (var attempt = 1; ; attempt++)
+        for (var attempt = port is null ? 1 : StartAttempts; ; attempt++)
         {
             // A free port can be taken by someone else between our probe and the server's bind: try again then.
-            var port = FreePort();
+            var listenOn = port ?? FreePort();
             var directory = Directory.CreateTempSubdirectory("redis-hotswap-").FullName;
             try
             {
-                return await StartOnceAsync(port, password, directory, extra, cancellationToken).ConfigureAwait(false);
+                return await StartOnceAsync(listenOn, password, directory, extra, cancellationToken).ConfigureAwait(false);
             }
             catch (IOException) when (attempt < StartAttempts)
             {
@@ -58,6 +59,9 @@ public sealed class RedisServerProcess : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>A loopback port free now, for a server to be started on it later (a client may be pointed at it first).</summary>
+    public static int ReservePort() => FreePort();
 
     /// <summary>Stops the server (as a crash would: no save) and removes its directory; safe to call twice.</summary>
     public async ValueTask DisposeAsync()

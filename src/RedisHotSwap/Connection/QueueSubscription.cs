@@ -17,7 +17,7 @@ namespace RedisHotSwap.Connection;
 /// </remarks>
 internal sealed class QueueSubscription
 {
-    private const string SubscriberType = "StackExchange.Redis.ConnectionMultiplexer+RedisSubscriber, StackExchange.Redis";
+    private const string SubscriberType = "StackExchange.Redis.RedisSubscriber, StackExchange.Redis";
 
     private static readonly Lazy<bool> Supported = new(Probe);
 
