@@ -199,9 +199,15 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     internal Task EnsureSubscribedAsync(RedisChannel channel, CommandFlags flags) =>
         OnActiveRouteAsync(route => route.EnsureSubscribedAsync(channel, Subscriptions, flags));
 
-    /// <summary>Drops the active route's subscription to <paramref name="channel"/> once no handler wants it.</summary>
+    /// <summary>
+    /// Drops the active route's subscription to <paramref name="channel"/> once no handler wants it. After the
+    /// multiplexer is closed there is nothing left to drop: libraries that unsubscribe as they are disposed (SignalR's
+    /// backplane) may do so after the container disposed this singleton.
+    /// </summary>
     internal Task ReleaseSubscriptionAsync(RedisChannel channel, CommandFlags flags) =>
-        OnActiveRouteAsync(route => route.ReleaseAsync(channel, Subscriptions, flags));
+        Volatile.Read(ref disposed) != 0
+            ? Task.CompletedTask
+            : OnActiveRouteAsync(route => route.ReleaseAsync(channel, Subscriptions, flags));
 
     IDatabase IConnectionMultiplexer.GetDatabase(int db, object? asyncState)
     {
