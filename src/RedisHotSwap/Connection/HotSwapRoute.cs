@@ -85,8 +85,11 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         var writableReplica = false;
 
-        var server = multiplexer.GetServers().FirstOrDefault(s => s.IsConnected);
-        if (allowWritesToReplica && server is { IsReplica: true })
+        // Only a side that is nothing but a replica needs to be made writable; a Sentinel or cluster side shows its
+        // replicas beside a primary, and writes go to the primary.
+        var connected = multiplexer.GetServers().Where(s => s.IsConnected).ToArray();
+        var server = connected.FirstOrDefault();
+        if (allowWritesToReplica && server is not null && connected.All(s => s.IsReplica))
         {
             var writable = options.Clone();
             writable.CommandMap = WritableReplicaCommands;
