@@ -51,7 +51,7 @@ public sealed class SignalRBackplaneTests
 
         var expected = settled.SelectMany(r => Enumerable.Range(r.From, r.To - r.From + 1)).ToArray();
         await WaitQuietlyAsync(() => expected.All(received.ContainsKey));
-        Assert.Empty(expected.Where(n => !received.ContainsKey(n)));
+        Assert.DoesNotContain(expected, n => !received.ContainsKey(n));
         Assert.Empty(a.Errors);
         Assert.Empty(b.Errors);
     }
