@@ -48,15 +48,10 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
             return await Current(out _).SubscribeAsync(channel, flags).ConfigureAwait(false);
         }
 
-        var subscription = QueueSubscription.For(channel);
+        // However the queue completes (its own Unsubscribe, or the channel unsubscribed here), it leaves the registry,
+        // and the server if it was the channel's last subscriber.
+        var subscription = QueueSubscription.For(channel, completed => _ = Task.Run(() => ReleaseQueueAsync(channel, completed)));
         await SubscribeAsync(channel, subscription.Handler, flags).ConfigureAwait(false);
-
-        // The queue's own Unsubscribe only completes it: that is when it leaves the registry (and the server, if last).
-        _ = subscription.Queue.Completion.ContinueWith(
-            _ => UnsubscribeAsync(channel, subscription.Handler, CommandFlags.FireAndForget),
-            CancellationToken.None,
-            TaskContinuationOptions.ExecuteSynchronously,
-            TaskScheduler.Default).Unwrap();
         return subscription.Queue;
     }
 
@@ -78,6 +73,18 @@ internal sealed partial class SwappableSubscriber(HotSwapConnectionMultiplexer o
         {
             CompleteQueues(removed);
             await Owner.ReleaseSubscriptionAsync(channel, flags).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReleaseQueueAsync(RedisChannel channel, QueueSubscription queue)
+    {
+        try
+        {
+            await UnsubscribeAsync(channel, queue.Handler, CommandFlags.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Log.UnsubscribeFailed(Owner.Logger, channel.ToString(), ex.Message);
         }
     }
 

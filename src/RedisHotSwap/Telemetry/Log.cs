@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(17, LogLevel.Warning, "{Side} ({Endpoint}) did not answer at start; abortConnect=false, so the application starts and the connection is made when the server comes back (health reports unhealthy until then).")]
     public static partial void StartedDisconnected(ILogger logger, RedisSide side, string endpoint);
+
+    [LoggerMessage(18, LogLevel.Warning, "Could not unsubscribe {Channel} after its queue completed ({Reason}); the server may keep sending to it until the next switch.")]
+    public static partial void UnsubscribeFailed(ILogger logger, string channel, string reason);
 }
