@@ -22,6 +22,20 @@ public sealed class MultiplexerSettingsTests
     }
 
     [Fact]
+    [Obsolete("Checks IConnectionMultiplexer.IncludeDetailInExceptions, which StackExchange.Redis marks obsolete.")]
+    public async Task IncludeDetailInExceptions_SetBeforeSwitch_HoldsOnTheNewConnection()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration);
+        var initial = app.Multiplexer.IncludeDetailInExceptions;
+
+        app.Multiplexer.IncludeDetailInExceptions = !initial;
+        await app.Controller.SwitchToAsync(RedisSide.Target);
+
+        Assert.Equal(!initial, Inner(app).IncludeDetailInExceptions);
+    }
+
+    [Fact]
     public async Task RegisterProfiler_BeforeSwitch_ProfilesCommandsSentToTarget()
     {
         await using var migration = await Migration.StartAsync();
