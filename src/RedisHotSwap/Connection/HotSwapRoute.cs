@@ -70,19 +70,21 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         settings.ConfigureConnection?.Invoke(side, options);
         var allowWritesToReplica = settings.AllowWritesToReplica;
 
+        ConnectionMultiplexer multiplexer;
         if (starting && !options.AbortOnConnectFail)
         {
-            var waiting = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
-            if (!waiting.IsConnected)
+            multiplexer = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            if (!multiplexer.IsConnected)
             {
                 Log.StartedDisconnected(logger, side, Redaction.Endpoints(configuration));
-                return new HotSwapRoute(side, configuration, waiting, writableReplica: false);
+                return new HotSwapRoute(side, configuration, multiplexer, writableReplica: false);
             }
-
-            await waiting.DisposeAsync().ConfigureAwait(false);
+        }
+        else
+        {
+            multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         }
 
-        var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
         var writableReplica = false;
 
         // Only a side that is nothing but a replica needs to be made writable; a Sentinel or cluster side shows its
