@@ -15,12 +15,13 @@ public sealed class RedisServerProcess : IAsyncDisposable
     private readonly string directory;
     private int disposed;
 
-    private RedisServerProcess(Process process, string directory, int port, string password)
+    private RedisServerProcess(Process process, string directory, int port, string password, string? configurationString)
     {
         this.process = process;
         this.directory = directory;
         Port = port;
         Password = password;
+        ConfigurationString = configurationString ?? $"{Endpoint},password={Password}";
     }
 
     /// <summary>The loopback port the server listens on.</summary>
@@ -32,25 +33,59 @@ public sealed class RedisServerProcess : IAsyncDisposable
     /// <summary>The server's address as <c>127.0.0.1:port</c>.</summary>
     public string Endpoint => $"127.0.0.1:{Port}";
 
-    /// <summary>A StackExchange.Redis configuration string for this server, password included.</summary>
-    public string ConfigurationString => $"{Endpoint},password={Password}";
+    /// <summary>
+    /// A StackExchange.Redis configuration string for this server, password included; for a Sentinel, the one that
+    /// reaches the primary it watches (<c>serviceName=...</c>).
+    /// </summary>
+    public string ConfigurationString { get; }
 
     /// <summary>Starts a server and returns once it accepts connections.</summary>
     /// <param name="password">The password to require; a random one when null.</param>
     /// <param name="settings">Further redis.conf lines, such as <c>maxmemory 100mb</c>.</param>
+    /// <param name="port">The port to listen on (one from <see cref="ReservePort"/>, for a server that starts late); a free one when null.</param>
     /// <param name="cancellationToken">Stops waiting for the server to be ready.</param>
-    public static async Task<RedisServerProcess> StartAsync(string? password = null, IEnumerable<string>? settings = null, CancellationToken cancellationToken = default)
+    public static Task<RedisServerProcess> StartAsync(string? password = null, IEnumerable<string>? settings = null, int? port = null, CancellationToken cancellationToken = default)
     {
         password ??= Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant();
         var extra = settings?.ToArray() ?? [];
-        for (var attempt = 1; ; attempt++)
+        var server = new Launch(
+            (listenOn, directory) => [.. Common(listenOn, directory, password), "save \"\"", "appendonly no", .. extra],
+            Mode: null,
+            ReadyMarker: "Ready to accept connections",
+            ConfigurationString: null);
+        return StartAsync(server, password, port, cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts a Sentinel (<c>redis-server --sentinel</c>) that watches <paramref name="primary"/> as
+    /// <paramref name="serviceName"/>, requiring the primary's password; its <see cref="ConfigurationString"/> names the service.
+    /// </summary>
+    public static Task<RedisServerProcess> StartSentinelAsync(RedisServerProcess primary, string serviceName = "hotswap", CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(primary);
+        var sentinel = new Launch(
+            (listenOn, directory) =>
+            [
+                .. Common(listenOn, directory, primary.Password),
+                $"sentinel monitor {serviceName} 127.0.0.1 {primary.Port} 1",
+                $"sentinel auth-pass {serviceName} {primary.Password}",
+            ],
+            Mode: "--sentinel",
+            ReadyMarker: "+monitor master",
+            ConfigurationString: listenOn => $"127.0.0.1:{listenOn},serviceName={serviceName},password={primary.Password}");
+        return StartAsync(sentinel, primary.Password, port: null, cancellationToken);
+    }
+
+    private static async Task<RedisServerProcess> StartAsync(Launch launch, string password, int? port, CancellationToken cancellationToken)
+    {
+        for (var attempt = port is null ? 1 : StartAttempts; ; attempt++)
         {
             // A free port can be taken by someone else between our probe and the server's bind: try again then.
-            var port = FreePort();
+            var listenOn = port ?? FreePort();
             var directory = Directory.CreateTempSubdirectory("redis-hotswap-").FullName;
             try
             {
-                return await StartOnceAsync(port, password, directory, extra, cancellationToken).ConfigureAwait(false);
+                return await StartOnceAsync(launch, listenOn, password, directory, cancellationToken).ConfigureAwait(false);
             }
             catch (IOException) when (attempt < StartAttempts)
             {
@@ -64,6 +99,20 @@ public sealed class RedisServerProcess : IAsyncDisposable
 
     /// <summary>Lets a frozen server go on (<c>SIGCONT</c>).</summary>
     public Task ResumeAsync() => SignalAsync("-CONT");
+
+    private static string[] Common(int port, string directory, string password) =>
+    [
+        "bind 127.0.0.1",
+        $"port {port}",
+        $"dir {directory}",
+        $"requirepass {password}",
+        "daemonize no",
+        "protected-mode yes",
+        "logfile \"\"",
+    ];
+
+    /// <summary>A loopback port free now, for a server to be started on it later (a client may be pointed at it first).</summary>
+    public static int ReservePort() => FreePort();
 
     /// <summary>Stops the server (as a crash would: no save) and removes its directory; safe to call twice.</summary>
     public async ValueTask DisposeAsync()
@@ -96,24 +145,13 @@ public sealed class RedisServerProcess : IAsyncDisposable
         await kill.WaitForExitAsync().ConfigureAwait(false);
     }
 
-    private static async Task<RedisServerProcess> StartOnceAsync(int port, string password, string directory, string[] settings, CancellationToken cancellationToken)
+    private static async Task<RedisServerProcess> StartOnceAsync(Launch launch, int port, string password, string directory, CancellationToken cancellationToken)
     {
         var config = Path.Combine(directory, "redis.conf");
-        await File.WriteAllLinesAsync(config, [
-            "bind 127.0.0.1",
-            $"port {port}",
-            $"dir {directory}",
-            $"requirepass {password}",
-            "save \"\"",
-            "appendonly no",
-            "daemonize no",
-            "protected-mode yes",
-            "logfile \"\"",
-            .. settings,
-        ], cancellationToken).ConfigureAwait(false);
+        await File.WriteAllLinesAsync(config, launch.Lines(port, directory), cancellationToken).ConfigureAwait(false);
 
         var binary = Environment.GetEnvironmentVariable("REDIS_SERVER") is { Length: > 0 } path ? path : "redis-server";
-        var info = new ProcessStartInfo(binary, config)
+        var info = new ProcessStartInfo(binary, launch.Mode is null ? [config] : [config, launch.Mode])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -145,7 +183,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
                 output.AppendLine(e.Data);
             }
 
-            if (e.Data.Contains("Ready to accept connections", StringComparison.Ordinal))
+            if (e.Data.Contains(launch.ReadyMarker, StringComparison.Ordinal))
             {
                 ready.TrySetResult();
             }
@@ -169,7 +207,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
             throw;
         }
 
-        return new RedisServerProcess(process, directory, port, password);
+        return new RedisServerProcess(process, directory, port, password, launch.ConfigurationString?.Invoke(port));
     }
 
     private static int FreePort()
@@ -178,4 +216,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
+
+    // What to start: the configuration file's lines (given the port and the directory), the mode argument, the line of
+    // output that says it is ready, and the configuration string clients use (null: host:port and the password).
+    private sealed record Launch(Func<int, string, string[]> Lines, string? Mode, string ReadyMarker, Func<int, string>? ConfigurationString);
 }

@@ -68,7 +68,8 @@ public sealed class WriteLoad : IAsyncDisposable
         var missing = new List<(string, long)>();
         foreach (var chunk in writes.Chunk(1000))
         {
-            var values = await db.StringGetAsync(chunk.Select(w => (RedisKey)w.Key).ToArray()).ConfigureAwait(false);
+            // One GET per key, pipelined: an MGET would span hash slots on a cluster.
+            var values = await Task.WhenAll(chunk.Select(w => db.StringGetAsync(w.Key))).ConfigureAwait(false);
             missing.AddRange(chunk.Where((w, i) => values[i].IsNull || (long)values[i] != w.Value));
         }
 

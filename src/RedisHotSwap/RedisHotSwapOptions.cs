@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using RedisHotSwap.Configuration;
+using StackExchange.Redis;
 
 namespace RedisHotSwap;
 
@@ -63,6 +64,17 @@ public sealed class RedisHotSwapOptions
     /// <value>The default value is 5 seconds.</value>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
     public TimeSpan HeartbeatTimeToLive { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Shapes a side's <see cref="ConfigurationOptions"/> after its configuration string is parsed, on every connect
+    /// (at start, on each switch, on a reconnect after promotion): what a configuration string cannot carry, such as
+    /// TLS certificate selection and validation callbacks, <see cref="ConfigurationOptions.BacklogPolicy"/>,
+    /// <see cref="ConfigurationOptions.LoggerFactory"/>, a <see cref="ConfigurationOptions.SocketManager"/> or a
+    /// <see cref="ConfigurationOptions.Tunnel"/>. Set it in code (it is not read from configuration); it is called with
+    /// the side being connected. The command map is replaced while writing to a replica (see the README).
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>: the configuration string alone.</value>
+    public Action<RedisSide, ConfigurationOptions>? ConfigureConnection { get; set; }
 
     /// <summary>The configuration string of <paramref name="side"/>.</summary>
     public string ConfigurationFor(RedisSide side) => side == RedisSide.Target ? Target : Source;

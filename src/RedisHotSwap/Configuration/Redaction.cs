@@ -26,6 +26,20 @@ internal static partial class Redaction
         }
     }
 
+    /// <summary>Only the servers a configuration string names (<c>host:port,host:port</c>), for short messages; never throws.</summary>
+    public static string Endpoints(string? configuration)
+    {
+        try
+        {
+            var endpoints = ConfigurationOptions.Parse(configuration ?? string.Empty).EndPoints;
+            return endpoints.Count == 0 ? "(no server)" : string.Join(",", endpoints.Select(EndPointCollection.ToString));
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException or NotSupportedException)
+        {
+            return Redact(configuration);
+        }
+    }
+
     /// <summary><paramref name="text"/> with any secret of <paramref name="configuration"/> masked.</summary>
     public static string Scrub(string text, string? configuration)
     {

@@ -49,7 +49,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         Telemetry = new HotSwapTelemetry(meters, () => active.Side);
         Subscriptions = new SubscriptionRegistry(Logger);
         subscriber = new SwappableSubscriber(this, asyncState: null);
-        AttachEvents(initial);
+        Adopt(initial);
     }
 
     /// <inheritdoc/>
@@ -131,7 +131,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         CancellationToken cancellationToken = default)
     {
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
-        var route = await HotSwapRoute.ConnectAsync(side, options.ConfigurationFor(side), options.AllowWritesToReplica, logger, cancellationToken)
+        var route = await HotSwapRoute.ConnectAsync(side, options, logger, starting: true, cancellationToken)
             .ConfigureAwait(false);
         return new HotSwapConnectionMultiplexer(route, options, meters, logger, time);
     }
@@ -161,10 +161,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
 
             await DropArmedAsync().ConfigureAwait(false);
-            var route = await HotSwapRoute.ConnectAsync(side, configuration, allowWritesToReplica: false, Logger, cancellationToken, standby: true)
+            var route = await HotSwapRoute.ConnectAsync(side, Options, Logger, starting: false, cancellationToken, standby: true)
                 .ConfigureAwait(false);
             await WarmAsync(route).ConfigureAwait(false);
-            AttachEvents(route);
+            Adopt(route);
             armed = route;
             active.SetHandoffReady(true);
             Log.Armed(Logger, side, route.Endpoint);
@@ -245,6 +245,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             var started = time.GetTimestamp();
             Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
             var next = await TakeArmedAsync(side, configuration).ConfigureAwait(false);
+            var adopted = next is not null; // an armed route was adopted when it was armed
             if (next is null)
             {
                 if (handoff)
@@ -252,12 +253,15 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                     return false; // nothing armed for that side any more: the demoted answer surfaces
                 }
 
-                next = await HotSwapRoute.ConnectAsync(side, configuration, current.AllowWritesToReplica, Logger, cancellationToken)
+                next = await HotSwapRoute.ConnectAsync(side, current, Logger, starting: false, cancellationToken)
                     .ConfigureAwait(false);
-                AttachEvents(next);
             }
 
             await WarmAsync(next).ConfigureAwait(false);
+            if (!adopted)
+            {
+                Adopt(next);
+            }
 
             // Only a retiring connection to the other side matters to the coordinator: it may still write there.
             var leavingSide = old.Side != side;
@@ -394,9 +398,15 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     internal Task EnsureSubscribedAsync(RedisChannel channel, CommandFlags flags) =>
         OnActiveRouteAsync(route => route.EnsureSubscribedAsync(channel, Subscriptions, flags));
 
-    /// <summary>Drops the active route's subscription to <paramref name="channel"/> once no handler wants it.</summary>
+    /// <summary>
+    /// Drops the active route's subscription to <paramref name="channel"/> once no handler wants it. After the
+    /// multiplexer is closed there is nothing left to drop: libraries that unsubscribe as they are disposed (SignalR's
+    /// backplane) may do so after the container disposed this singleton.
+    /// </summary>
     internal Task ReleaseSubscriptionAsync(RedisChannel channel, CommandFlags flags) =>
-        OnActiveRouteAsync(route => route.ReleaseAsync(channel, Subscriptions, flags));
+        Volatile.Read(ref disposed) != 0
+            ? Task.CompletedTask
+            : OnActiveRouteAsync(route => route.ReleaseAsync(channel, Subscriptions, flags));
 
     IDatabase IConnectionMultiplexer.GetDatabase(int db, object? asyncState)
     {

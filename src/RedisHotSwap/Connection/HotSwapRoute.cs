@@ -20,6 +20,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool retiring;
     private volatile bool mayRecover;
     private volatile bool standby;
+    private readonly Dictionary<System.Net.EndPoint, IServer> servers;
     private bool subscriptionsClosed;
 
     private HotSwapRoute(RedisSide side, string configuration, ConnectionMultiplexer multiplexer, bool writableReplica, bool standby)
@@ -29,6 +30,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         Multiplexer = multiplexer;
         WritableReplica = writableReplica;
         this.standby = standby;
+        servers = multiplexer.GetServers().ToDictionary(server => server.EndPoint);
     }
 
     public RedisSide Side { get; }
@@ -55,36 +57,64 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
     public string Endpoint => Redaction.Redact(Configuration);
 
-    /// <summary>Connects to a side and proves it answers before any traffic is sent to it.</summary>
-    /// <param name="side">The side it connects to.</param>
-    /// <param name="configuration">Its configuration string.</param>
-    /// <param name="allowWritesToReplica">Whether a writable replica is connected to as to a primary.</param>
-    /// <param name="logger">For the connected event.</param>
-    /// <param name="cancellationToken">Gives up waiting (the connect itself is never abandoned).</param>
+    /// <summary>
+    /// Connects to a side and proves it answers before any traffic is sent to it. The side's configuration string is
+    /// parsed and then shaped by <see cref="RedisHotSwapOptions.ConfigureConnection"/>, on every connect.
+    /// </summary>
+    /// <param name="side">The side to connect.</param>
+    /// <param name="settings">The options that name the side and say how to connect it.</param>
+    /// <param name="logger">Where the connection is logged.</param>
+    /// <param name="starting">
+    /// True for the application's first connection: with <c>abortConnect=false</c> it is then accepted while the server
+    /// is down, and the client connects when the server comes back, as StackExchange.Redis does. A switch always
+    /// requires an answer.
+    /// </param>
+    /// <param name="cancellationToken">Stops waiting for the answer.</param>
     /// <param name="standby">
     /// For a route armed ahead of a handoff: it is connected as it is (a read-only replica included), and takes
     /// traffic only once <see cref="ActivateAsync"/> finds it promoted.
     /// </param>
     public static async Task<HotSwapRoute> ConnectAsync(
         RedisSide side,
-        string configuration,
-        bool allowWritesToReplica,
+        RedisHotSwapOptions settings,
         ILogger logger,
+        bool starting,
         CancellationToken cancellationToken,
         bool standby = false)
     {
+        var configuration = settings.ConfigurationFor(side);
         var options = ConfigurationOptions.Parse(configuration);
-        var multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
+        settings.ConfigureConnection?.Invoke(side, options);
+        var allowWritesToReplica = settings.AllowWritesToReplica;
+
+        ConnectionMultiplexer multiplexer;
+        if (starting && !options.AbortOnConnectFail)
+        {
+            multiplexer = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            if (!multiplexer.IsConnected)
+            {
+                Log.StartedDisconnected(logger, side, Redaction.Endpoints(configuration));
+                return new HotSwapRoute(side, configuration, multiplexer, writableReplica: false, standby: false);
+            }
+        }
+        else
+        {
+            multiplexer = await ConnectCheckedAsync(side, configuration, options, cancellationToken).ConfigureAwait(false);
+        }
+
         var writableReplica = false;
 
-        var server = multiplexer.GetServers().FirstOrDefault(s => s.IsConnected);
+        // Only a side that is nothing but a replica needs to be made writable; a Sentinel or cluster side shows its
+        // replicas beside a primary, and writes go to the primary.
+        var connected = multiplexer.GetServers().Where(s => s.IsConnected).ToArray();
+        var server = connected.FirstOrDefault();
         if (standby)
         {
             Log.Connected(logger, side, Redaction.Redact(configuration), " ahead of a handoff (armed, no traffic yet)");
             return new HotSwapRoute(side, configuration, multiplexer, writableReplica: false, standby: true);
         }
 
-        if (allowWritesToReplica && server is { IsReplica: true })
+        if (allowWritesToReplica && server is not null && connected.All(s => s.IsReplica))
         {
             var writable = options.Clone();
             writable.CommandMap = WritableReplicaCommands;
@@ -146,6 +176,22 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         }
 
         standby = false;
+    }
+
+    /// <summary>
+    /// The server at <paramref name="endpoint"/> on this connection, or null when it reaches no such endpoint. Once the
+    /// connection is closed the client no longer hands servers out; the ones it had when connected are kept for that.
+    /// </summary>
+    public IServer? ServerAt(System.Net.EndPoint endpoint, object? asyncState)
+    {
+        try
+        {
+            return Multiplexer.GetServer(endpoint, asyncState);
+        }
+        catch (ArgumentException)
+        {
+            return servers.GetValueOrDefault(endpoint);
+        }
     }
 
     /// <summary>Subscribes this route to <paramref name="channel"/> once, delivering to the registry's handlers.</summary>
@@ -295,8 +341,10 @@ internal sealed class HotSwapRoute : IAsyncDisposable
                 throw;
             }
 
+            // One line: the client's message is several sentences and, with detail on, repeats the configuration.
+            var reason = Redaction.Scrub(ex.Message, configuration).Split('\n', 2)[0].Trim();
             throw new RedisHotSwapException(
-                $"{side} ({Redaction.Redact(configuration)}) did not answer: {Redaction.Scrub(ex.Message, configuration)}; check that it is running and that the credentials are right.");
+                $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
         }
     }
 }

@@ -9,10 +9,13 @@ namespace RedisHotSwap.Connection;
 /// The application's pub/sub handlers, kept apart from any one connection so that a switch can subscribe the new
 /// connection to the same channels. Each connection subscribes once per channel and delivers here.
 /// </summary>
+/// <remarks>
+/// Holds only the channels subscribed now: a channel leaves with its last handler, so the registry does not grow with
+/// every channel ever used. The SDK's own channels (<see cref="AddOptional"/>) are not the application's to remove.
+/// </remarks>
 internal sealed class SubscriptionRegistry(ILogger logger)
 {
     private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>[]> handlers = new();
-    private readonly ConcurrentDictionary<RedisChannel, Action<RedisChannel, RedisValue>> dispatchers = new();
     private readonly ConcurrentDictionary<RedisChannel, bool> optional = new();
     private readonly Lock gate = new();
 
@@ -38,39 +41,52 @@ internal sealed class SubscriptionRegistry(ILogger logger)
         }
     }
 
-    /// <summary>Removes one handler, or all of the channel's when <paramref name="handler"/> is null.</summary>
-    public void Remove(RedisChannel channel, Action<RedisChannel, RedisValue>? handler)
+    /// <summary>Removes one handler, or all of the channel's when <paramref name="handler"/> is null; returns those removed.</summary>
+    public Action<RedisChannel, RedisValue>[] Remove(RedisChannel channel, Action<RedisChannel, RedisValue>? handler)
     {
         lock (gate)
         {
             if (!handlers.TryGetValue(channel, out var existing))
             {
-                return;
+                return [];
             }
 
             var remaining = handler is null ? [] : existing.Where(h => h != handler).ToArray();
             if (remaining.Length == 0)
             {
                 handlers.TryRemove(channel, out _);
+                optional.TryRemove(channel, out _);
             }
             else
             {
                 handlers[channel] = remaining;
             }
+
+            return handler is null ? existing : existing.Where(h => h == handler).ToArray();
         }
     }
 
-    public void Clear()
+    /// <summary>Removes every channel of the application (not the SDK's own); returns the handlers removed, by channel.</summary>
+    public Dictionary<RedisChannel, Action<RedisChannel, RedisValue>[]> RemoveApplicationChannels()
     {
         lock (gate)
         {
-            handlers.Clear();
+            var removed = handlers.Where(pair => !optional.ContainsKey(pair.Key)).ToDictionary();
+            foreach (var channel in removed.Keys)
+            {
+                handlers.TryRemove(channel, out _);
+            }
+
+            return removed;
         }
     }
 
-    /// <summary>The one delegate every connection subscribes with for <paramref name="channel"/>.</summary>
+    /// <summary>
+    /// The delegate a connection subscribes with for <paramref name="channel"/>. It holds nothing but the channel and
+    /// looks the handlers up on each message, so it is made per subscription and never cached.
+    /// </summary>
     public Action<RedisChannel, RedisValue> HandlerFor(RedisChannel channel) =>
-        dispatchers.GetOrAdd(channel, subscribed => (actual, message) => Dispatch(subscribed, actual, message));
+        (actual, message) => Dispatch(channel, actual, message);
 
     private void Dispatch(RedisChannel subscribed, RedisChannel actual, RedisValue message)
     {

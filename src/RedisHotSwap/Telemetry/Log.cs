@@ -50,6 +50,12 @@ internal static partial class Log
     [LoggerMessage(16, LogLevel.Warning, "Could not subscribe {Side} to {Channel} ({Reason}); it is tried again at the next switch or subscription.")]
     public static partial void SubscribeFailed(ILogger logger, string channel, RedisSide side, string reason);
 
+    [LoggerMessage(21, LogLevel.Warning, "{Side} ({Endpoint}) did not answer at start; abortConnect=false, so the application starts and the connection is made when the server comes back (health reports unhealthy until then).")]
+    public static partial void StartedDisconnected(ILogger logger, RedisSide side, string endpoint);
+
+    [LoggerMessage(22, LogLevel.Warning, "Could not unsubscribe {Channel} after its queue completed ({Reason}); the server may keep sending to it until the next switch.")]
+    public static partial void UnsubscribeFailed(ILogger logger, string channel, string reason);
+
     [LoggerMessage(17, LogLevel.Information, "Armed for a handoff: a warm connection to {Side} ({Endpoint}) waits; traffic stays where it is.")]
     public static partial void Armed(ILogger logger, RedisSide side, string endpoint);
 

@@ -28,15 +28,24 @@ internal sealed class HotSwapApp : IAsyncDisposable
 
     public IHotSwapController Controller { get; }
 
-    public static Dictionary<string, string?> Settings(Migration migration, bool useTarget = false, string migrationId = "test") => new()
+    /// <summary>The settings of an instance; without a <paramref name="migrationId"/> it writes no reports to the servers.</summary>
+    public static Dictionary<string, string?> Settings(Migration migration, bool useTarget = false, string? migrationId = "test")
     {
-        ["RedisHotSwap:Source"] = migration.Source.ConfigurationString,
-        ["RedisHotSwap:Target"] = migration.Target.ConfigurationString,
-        ["RedisHotSwap:UseTarget"] = useTarget ? "true" : "false",
-        ["RedisHotSwap:MigrationId"] = migrationId,
-        ["RedisHotSwap:HeartbeatInterval"] = "00:00:00.200",
-        ["RedisHotSwap:HeartbeatTimeToLive"] = "00:00:01",
-    };
+        var settings = new Dictionary<string, string?>
+        {
+            ["RedisHotSwap:Source"] = migration.Source.ConfigurationString,
+            ["RedisHotSwap:Target"] = migration.Target.ConfigurationString,
+            ["RedisHotSwap:UseTarget"] = useTarget ? "true" : "false",
+            ["RedisHotSwap:HeartbeatInterval"] = "00:00:00.200",
+            ["RedisHotSwap:HeartbeatTimeToLive"] = "00:00:01",
+        };
+        if (migrationId is not null)
+        {
+            settings["RedisHotSwap:MigrationId"] = migrationId;
+        }
+
+        return settings;
+    }
 
     public static HotSwapApp Create(Migration migration, Action<IServiceCollection>? services = null, Dictionary<string, string?>? settings = null) =>
         Create(new ConfigurationBuilder().AddInMemoryCollection(settings ?? Settings(migration)).Build(), services);
