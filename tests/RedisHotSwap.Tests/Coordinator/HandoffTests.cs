@@ -1,5 +1,6 @@
 using RedisHotSwap.Coordinator;
 using RedisHotSwap.Testing;
+using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
 using Xunit.Abstractions;
 

@@ -1,3 +1,4 @@
+using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
 
 namespace RedisHotSwap.Tests.Coordinator;

@@ -1,5 +1,6 @@
 using RedisHotSwap.Coordinator;
 using RedisHotSwap.Testing;
+using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
 
 namespace RedisHotSwap.Tests.Coordinator;
