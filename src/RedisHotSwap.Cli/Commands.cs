@@ -3,104 +3,114 @@ using RedisHotSwap.Coordinator;
 
 namespace RedisHotSwap.Cli;
 
-/// <summary>The verbs of <c>redis-hotswap</c>, each a thin call into <see cref="MigrationCoordinator"/>.</summary>
+/// <summary>
+/// The verbs of <c>redis-hotswap</c>. A verb is one line in <see cref="Build"/>: its name, what it does, an example,
+/// the options that are its own (every verb also takes <see cref="Common"/>), and a thin call into
+/// <see cref="MigrationCoordinator"/>. An option is declared once, below, with what it sets in
+/// <see cref="CoordinatorOptions"/>.
+/// </summary>
 internal static class Commands
 {
-    private static readonly Option<string> Source = new("--source")
+    private static readonly Setting Source = Setting.Text("--source", "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).", "REDIS_HOTSWAP_SOURCE", (o, v) => o.Source = v);
+    private static readonly Setting Target = Setting.Text("--target", "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).", "REDIS_HOTSWAP_TARGET", (o, v) => o.Target = v);
+    private static readonly Setting Migration = Setting.Text(
+        "--migration", "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).", "REDIS_HOTSWAP_MIGRATION", (o, v) => o.MigrationId = v);
+
+    private static readonly Setting PollInterval = Setting.Of("--poll-interval", "How often servers and instances are read while waiting.", TimeSpan.FromMilliseconds(250), (o, v) => o.PollInterval = v, hidden: true);
+    private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
+    private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);
+    private static readonly Setting SyncTimeout = Setting.Of("--sync-timeout", "Longest initial sync.", TimeSpan.FromMinutes(30), (o, v) => o.SyncTimeout = v);
+    private static readonly Setting InstancesTimeout = Setting.Of("--instances-timeout", "Longest wait for every instance to move.", TimeSpan.FromMinutes(30), (o, v) => o.InstancesTimeout = v);
+    private static readonly Setting PromotionTimeout = Setting.Of("--promotion-timeout", "Longest write pause on SOURCE while TARGET catches up before promotion.", TimeSpan.FromSeconds(30), (o, v) => o.PromotionTimeout = v);
+    private static readonly Setting MaxLag = Setting.Of("--max-lag", "Bytes TARGET may trail SOURCE before the writable window opens.", 64L * 1024, (o, v) => o.MaxLagBytes = v);
+
+    private static readonly Option<bool> Json = new("--json") { Description = "Write JSON events (one object per line, ISO-8601 timestamps, durations in seconds) instead of tables." };
+    private static readonly Option<bool> DryRun = new("--dry-run") { Description = "Check and print the plan; change nothing." };
+    private static readonly Option<bool> Watch = new("--watch") { Description = "Refresh every two seconds until Ctrl+C." };
+
+    /// <summary>Every verb takes these.</summary>
+    private static readonly Setting[] Common = [Source, Target, Migration, PollInterval];
+
+    public static RootCommand Build() => new("Moves a live application from one Redis server to another with zero downtime.")
     {
-        Description = "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).",
+        Verb("check", "Preflight only: lists what it checked and says ready, or refuses (exit 2); changes nothing.", "check --migration orders-2026-11",
+            [AllowTargetData], async run => await run.Coordinator.CheckAsync()),
+        Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", "replicate --migration orders-2026-11 --max-lag 65536",
+            [AllowTargetData, SyncTimeout, MaxLag], async run => await run.Coordinator.ReplicateAsync(run.Cancellation)),
+        Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", "cutover --migration orders-2026-11 --expect-instances 12",
+            [ExpectInstances, InstancesTimeout], async run => await run.Coordinator.CutoverAsync(run.Cancellation)),
+        Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
+            [ExpectInstances, InstancesTimeout, PromotionTimeout], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
+        Verb("migrate", "Every phase end to end; exit 0 once TARGET is promoted and every instance reports it.", "migrate --migration orders-2026-11 --expect-instances 12",
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag], Migrate, [DryRun]),
+        Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
+            [InstancesTimeout], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
+        Verb("status", "Phase, replication link, lag, keys per database, and every instance.", "status --migration orders-2026-11 --watch",
+            [ExpectInstances], Status, [Watch]),
     };
 
-    private static readonly Option<string> Target = new("--target")
+    /// <summary>Parses and runs; a command line that does not parse is one line per problem and exit code 2.</summary>
+    public static async Task<int> InvokeAsync(string[] args)
     {
-        Description = "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).",
-    };
-
-    private static readonly Option<string> Migration = new("--migration")
-    {
-        Description = "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).",
-    };
-
-    private static readonly Option<bool> Json = new("--json") { Description = "Write JSON (one object per line) instead of tables." };
-
-    private static readonly Option<bool> AllowTargetData = new("--allow-target-data") { Description = "Accept a TARGET that holds data; REPLICAOF erases it." };
-
-    private static readonly Option<int> ExpectInstances = new("--expect-instances")
-    {
-        Description = "How many live instances must report before the cutover can end.",
-        DefaultValueFactory = _ => 1,
-    };
-
-    private static readonly Option<TimeSpan> SyncTimeout = new("--sync-timeout") { Description = "Longest initial sync.", DefaultValueFactory = _ => TimeSpan.FromMinutes(30) };
-
-    private static readonly Option<TimeSpan> InstancesTimeout = new("--instances-timeout")
-    {
-        Description = "Longest wait for every instance to move.",
-        DefaultValueFactory = _ => TimeSpan.FromMinutes(30),
-    };
-
-    private static readonly Option<TimeSpan> PromotionTimeout = new("--promotion-timeout")
-    {
-        Description = "Longest write pause on SOURCE while TARGET catches up before promotion.",
-        DefaultValueFactory = _ => TimeSpan.FromSeconds(30),
-    };
-
-    private static readonly Option<long> MaxLag = new("--max-lag")
-    {
-        Description = "Bytes TARGET may trail SOURCE before the writable window opens.",
-        DefaultValueFactory = _ => 64 * 1024,
-    };
-
-    private static readonly Option<TimeSpan> PollInterval = new("--poll-interval")
-    {
-        Description = "How often servers and instances are read while waiting.",
-        DefaultValueFactory = _ => TimeSpan.FromMilliseconds(250),
-    };
-
-    public static RootCommand Build()
-    {
-        var root = new RootCommand("Moves a live application from one Redis server to another with zero downtime.")
+        var parse = Build().Parse(args);
+        if (parse.Errors.Count == 0)
         {
-            Verb("check", "Preflight only: refuses (exit 2) and changes nothing when the migration cannot start.", async (c, _) => { await c.CheckAsync(); return null; }),
-            Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", async (c, ct) => { await c.ReplicateAsync(ct); return null; }),
-            Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", async (c, ct) => { await c.CutoverAsync(ct); return null; }),
-            Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", async (c, ct) => await c.PromoteAsync(ct)),
-            Verb("migrate", "Every phase end to end; exit 0 once TARGET is promoted and every instance reports it.", async (c, ct) => await c.MigrateAsync(ct)),
-            Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", async (c, ct) =>
-            {
-                await c.AbortAsync(ct);
-                return null;
-            }),
-            Verb("status", "Phase, replication link, lag, keys per database, and every instance.", async (c, _) => await c.StatusAsync()),
-        };
-        return root;
+            return await parse.InvokeAsync();
+        }
+
+        var verb = parse.CommandResult.Command is RootCommand ? string.Empty : $" {parse.CommandResult.Command.Name}";
+        foreach (var error in parse.Errors)
+        {
+            Console.Error.WriteLine($"{error.Message} Run 'redis-hotswap{verb} --help' for the options and an example.");
+        }
+
+        return Runner.Refused;
     }
 
-    private static Command Verb(string name, string description, Func<MigrationCoordinator, CancellationToken, Task<MigrationStatus?>> run)
+    private static async Task Migrate(VerbRun run)
     {
-        var command = new Command(name, description)
+        if (run.Parse.GetValue(DryRun))
         {
-            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval, MaxLag,
-        };
-        command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
+            await run.Coordinator.CheckAsync();
+            run.Output.Plan(Plan.Steps(run.Options));
+            return;
+        }
+
+        run.Show(await run.Coordinator.MigrateAsync(run.Cancellation));
+    }
+
+    private static async Task Status(VerbRun run)
+    {
+        var status = await run.Coordinator.StatusAsync();
+        if (!run.Parse.GetValue(Watch))
+        {
+            run.Show(status);
+            return;
+        }
+
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        await run.Output.WatchAsync(status, async () => await run.Coordinator.StatusAsync(), timer, run.Cancellation);
+    }
+
+    private static Command Verb(string name, string description, string example, Setting[] own, Func<VerbRun, Task> run, Option[]? flags = null)
+    {
+        var settings = Common.Concat(own).ToArray();
+        var command = new Command(name, $"{description}\n\nExample:\n  redis-hotswap {example}");
+        foreach (var option in settings.Select(s => s.Option).Concat(flags ?? []).Append(Json))
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            var options = new CoordinatorOptions();
+            foreach (var setting in settings)
+            {
+                setting.Apply(parse, options);
+            }
+
+            return Runner.RunAsync(name, options, parse, parse.GetValue(Json), run, ct);
+        });
         return command;
     }
-
-    private static CoordinatorOptions Options(ParseResult parse) => new()
-    {
-        Source = OrEnvironment(parse.GetValue(Source), "REDIS_HOTSWAP_SOURCE"),
-        Target = OrEnvironment(parse.GetValue(Target), "REDIS_HOTSWAP_TARGET"),
-        MigrationId = OrEnvironment(parse.GetValue(Migration), "REDIS_HOTSWAP_MIGRATION"),
-        AllowTargetData = parse.GetValue(AllowTargetData),
-        ExpectedInstances = parse.GetValue(ExpectInstances),
-        SyncTimeout = parse.GetValue(SyncTimeout),
-        InstancesTimeout = parse.GetValue(InstancesTimeout),
-        PromotionTimeout = parse.GetValue(PromotionTimeout),
-        PollInterval = parse.GetValue(PollInterval),
-        MaxLagBytes = parse.GetValue(MaxLag),
-    };
-
-    // Not a default value: help prints defaults, and these hold passwords.
-    private static string OrEnvironment(string? value, string variable) =>
-        string.IsNullOrEmpty(value) ? Environment.GetEnvironmentVariable(variable) ?? string.Empty : value;
 }

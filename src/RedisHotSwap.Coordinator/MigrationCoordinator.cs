@@ -91,6 +91,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
             LinkUp = target.IsReplica && target.LinkUp,
             SyncInProgress = target.IsReplica && target.SyncInProgress,
             SyncReadBytes = target.SyncReadBytes,
+            SyncTotalBytes = target.IsReplica && target.SyncInProgress ? target.SyncTotalBytes : -1,
             LagBytes = target.IsReplica ? Math.Max(0, source.MasterOffset - target.ReplicaOffset) : 0,
             SourceKeys = source.Keys,
             TargetKeys = target.Keys,
