@@ -36,10 +36,10 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     }
 
     /// <summary>The coordinator's connection to SOURCE.</summary>
-    public RedisNode Source { get; }
+    internal RedisNode Source { get; }
 
     /// <summary>The coordinator's connection to TARGET.</summary>
-    public RedisNode Target { get; }
+    internal RedisNode Target { get; }
 
     /// <summary>Connects to both sides.</summary>
     /// <exception cref="PreflightRefusedException">Bad options, or a side that is unreachable or refuses the credentials.</exception>

@@ -47,6 +47,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
         {
             // A free port can be taken by someone else between our probe and the server's bind: try again then.
             var port = FreePort();
+            // Owner-only (CreateTempSubdirectory makes it 0700), and removed on every path that does not return it:
+            // its redis.conf holds the password.
             var directory = Directory.CreateTempSubdirectory("redis-hotswap-").FullName;
             try
             {
@@ -54,7 +56,12 @@ public sealed class RedisServerProcess : IAsyncDisposable
             }
             catch (IOException) when (attempt < StartAttempts)
             {
-                Directory.Delete(directory, recursive: true);
+                RemoveDirectory(directory);
+            }
+            catch
+            {
+                RemoveDirectory(directory);
+                throw;
             }
         }
     }
@@ -74,20 +81,13 @@ public sealed class RedisServerProcess : IAsyncDisposable
 
         await process.WaitForExitAsync().ConfigureAwait(false);
         process.Dispose();
-        try
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left in the temp folder; nothing depends on it.
-        }
+        RemoveDirectory(directory);
     }
 
     private static async Task<RedisServerProcess> StartOnceAsync(int port, string password, string directory, string[] settings, CancellationToken cancellationToken)
     {
         var config = Path.Combine(directory, "redis.conf");
-        await File.WriteAllLinesAsync(config, [
+        await WriteOwnerOnlyAsync(config, [
             "bind 127.0.0.1",
             $"port {port}",
             $"dir {directory}",
@@ -153,11 +153,44 @@ public sealed class RedisServerProcess : IAsyncDisposable
                 process.Kill(entireProcessTree: true);
             }
 
+            // Exited before its directory is removed, so that nothing writes into it meanwhile.
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             process.Dispose();
             throw;
         }
 
         return new RedisServerProcess(process, directory, port, password);
+    }
+
+    // The file holds requirepass: readable by its owner only from the moment it exists.
+    private static async Task WriteOwnerOnlyAsync(string path, IEnumerable<string> lines, CancellationToken cancellationToken)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        var writer = new StreamWriter(path, options);
+        await using (writer.ConfigureAwait(false))
+        {
+            foreach (var line in lines)
+            {
+                await writer.WriteLineAsync(line.AsMemory(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static void RemoveDirectory(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Already gone.
+        }
     }
 
     private static int FreePort()

@@ -18,7 +18,7 @@ namespace RedisHotSwap.Protocol;
 /// writes, so the coordinator does not count it as moved.
 /// </param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
-public sealed record InstanceReport(
+internal sealed record InstanceReport(
     string InstanceId,
     string Host,
     int ProcessId,
@@ -44,7 +44,7 @@ public sealed record InstanceReport(
 /// <param name="IssuedAt">When the coordinator issued it.</param>
 /// <param name="Promoted">TARGET is a primary now: an instance connected to it as to a writable replica reconnects plainly.</param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
-public sealed record Directive(RedisSide Side, string Reason, DateTimeOffset IssuedAt, bool Promoted = false, int Version = MigrationKeys.Version)
+internal sealed record Directive(RedisSide Side, string Reason, DateTimeOffset IssuedAt, bool Promoted = false, int Version = MigrationKeys.Version)
 {
     /// <summary>The directive as stored and published.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.Directive);
