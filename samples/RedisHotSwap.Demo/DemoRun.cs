@@ -15,6 +15,11 @@ internal static class DemoRun
 {
     public static async Task<int> RunAsync(DemoSettings settings)
     {
+        if (Console.IsOutputRedirected)
+        {
+            AnsiConsole.Profile.Width = 4096; // a log or a pipe: no wrapping
+        }
+
         using var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
@@ -38,6 +43,12 @@ internal static class DemoRun
         {
             AnsiConsole.MarkupLine("[yellow]Interrupted:[/] stopping every process the demo started and removing its temporary files.");
             return 130;
+        }
+        catch (RedisConnectionException ex)
+        {
+            var message = secrets.Aggregate(ex.Message.Split('.')[0], (text, secret) => text.Replace(secret, "***", StringComparison.Ordinal));
+            AnsiConsole.MarkupLine($"[red]The demo failed:[/] {Markup.Escape(message)}. Check that --source and --target name running servers and carry their passwords.");
+            return 1;
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -65,12 +76,7 @@ internal static class DemoRun
 
     private static async Task<int> RunAsync(DemoSettings settings, Stack<IAsyncDisposable> started, string work, List<string> secrets, CancellationToken cancellationToken)
     {
-        if (Console.IsOutputRedirected)
-        {
-            AnsiConsole.Profile.Width = 200; // a log or a pipe: no wrapping at 80 columns
-        }
-
-        AnsiConsole.Write(new Rule("[bold]RedisHotSwap demo: a live migration[/]").LeftJustified());
+        AnsiConsole.MarkupLine("[bold]RedisHotSwap demo: a live migration[/]");
         var timeline = new Timeline();
         string sourceConfig, targetConfig;
         if (settings.Source is not null && settings.Target is not null)
@@ -101,12 +107,20 @@ internal static class DemoRun
         timeline.Enter("start instances");
         await AnsiConsole.Status().StartAsync($"starting {settings.Instances} application instances (processes of their own)", async _ =>
         {
-            for (var i = 1; i <= settings.Instances; i++)
+            // All at once; each one started is kept for the cleanup even if another fails to start.
+            var starting = Enumerable.Range(1, settings.Instances).Select(i => InstanceProcess.StartAsync(
+                i, Directory.CreateDirectory(Path.Combine(work, $"instance-{i}")).FullName, sourceConfig, targetConfig, DemoSettings.MigrationId, DataSet.StringKeys(seeded), cancellationToken)).ToArray();
+            try
             {
-                var folder = Directory.CreateDirectory(Path.Combine(work, $"instance-{i}")).FullName;
-                var instance = await InstanceProcess.StartAsync(i, folder, sourceConfig, targetConfig, DemoSettings.MigrationId, DataSet.StringKeys(seeded), cancellationToken);
-                started.Push(instance);
-                instances.Add(instance);
+                await Task.WhenAll(starting);
+            }
+            finally
+            {
+                foreach (var instance in starting.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result))
+                {
+                    started.Push(instance);
+                    instances.Add(instance);
+                }
             }
         });
         timeline.Start();

@@ -82,7 +82,16 @@ internal sealed class InstanceProcess : IAsyncDisposable
         instance.process.Start();
         instance.process.BeginOutputReadLine();
         instance.process.BeginErrorReadLine();
-        await instance.ready.Task.WaitAsync(TimeSpan.FromMinutes(1), cancellationToken);
+        try
+        {
+            await instance.ready.Task.WaitAsync(TimeSpan.FromMinutes(1), cancellationToken);
+        }
+        catch
+        {
+            await instance.DisposeAsync(); // started, never handed out: stopped here
+            throw;
+        }
+
         return instance;
     }
 
