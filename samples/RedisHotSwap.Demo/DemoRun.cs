@@ -132,9 +132,10 @@ internal static class DemoRun
         {
             view.Coordinator(e);
             var phase = e["status"]?["phase"]?.GetValue<string>();
-            if (phase is not null && timeline.Enter(phase) && phase == "Cutover")
+            if (phase is not null && timeline.Enter(phase) && phase == "Cutover" && settings.Cutover != "handoff")
             {
                 // The operator's part, in the window procedure: TARGET is writable now, so flip each instance in turn.
+                // In a handoff the coordinator's directive moves them; nobody flips anything.
                 operatorTask = Task.Run(() => FlipAllAsync(instances, view, timeline, cancellationToken), cancellationToken);
             }
         });
