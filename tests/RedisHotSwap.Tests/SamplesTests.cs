@@ -53,4 +53,31 @@ public sealed class SamplesTests
         Assert.False(await migration.TargetDb.KeyExistsAsync("worker:ticks"));
         Assert.DoesNotContain(migration.Source.Password, worker.Output);
     }
+
+    [Fact]
+    public async Task Demo_SmallRun_MigratesWithoutErrorsAndWritesItsReport()
+    {
+        var output = Directory.CreateTempSubdirectory("redis-hotswap-demo-test-");
+        try
+        {
+            await using var demo = SampleProcess.Start("RedisHotSwap.Demo", new Dictionary<string, string>(), "--instances", "2", "--keys", "2000", "--output", output.FullName);
+
+            var exit = await demo.ExitCodeAsync(TimeSpan.FromMinutes(3));
+
+            Assert.True(exit == 0, demo.Output);
+            var report = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, "report.json")))!;
+            Assert.Equal(2, report["instances"]!.GetValue<int>());
+            Assert.Equal(0, report["errors"]!.GetValue<long>());
+            Assert.Equal(0, report["missingAcknowledgedWrites"]!.GetValue<long>());
+            Assert.True(report["acknowledgedWrites"]!.GetValue<long>() > 0);
+            Assert.Contains(report["phases"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "Cutover");
+            Assert.True(report["keys"]!["target"]!["db1"]!.GetValue<long>() > 0); // the seeded second database moved too
+            var png = await File.ReadAllBytesAsync(Path.Combine(output.FullName, "report.png"));
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
 }

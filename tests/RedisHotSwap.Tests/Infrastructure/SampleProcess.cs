@@ -14,13 +14,13 @@ internal sealed class SampleProcess : IAsyncDisposable
 
     private SampleProcess(Process process) => this.process = process;
 
-    public static SampleProcess Start(string name, IReadOnlyDictionary<string, string> environment)
+    public static SampleProcess Start(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         // tests/RedisHotSwap.Tests/bin/{Configuration}/{tfm}/ → samples/{name}/bin/{Configuration}/{tfm}/ (built first: see the csproj).
         var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
         var root = output.Parent!.Parent!.Parent!.Parent!.Parent!.FullName;
         var folder = Path.Combine(root, "samples", name, "bin", output.Parent.Name, output.Name);
-        var info = new ProcessStartInfo("dotnet", [Path.Combine(folder, $"{name}.dll")])
+        var info = new ProcessStartInfo("dotnet", [Path.Combine(folder, $"{name}.dll"), .. args])
         {
             WorkingDirectory = folder, // where its appsettings.json is
             RedirectStandardOutput = true,
@@ -69,6 +69,13 @@ internal sealed class SampleProcess : IAsyncDisposable
         }
 
         return seen.Task.WaitAsync(TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>Waits for the process to end by itself; returns its exit code.</summary>
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        await process.WaitForExitAsync().WaitAsync(timeout);
+        return process.ExitCode;
     }
 
     public async ValueTask DisposeAsync()
