@@ -35,7 +35,8 @@ internal static class ReportChart
 
         foreach (var plot in new[] { throughput, latency })
         {
-            foreach (var (name, at) in Merged(timeline.Marks().Where(m => m.At >= 0)))
+            var marks = timeline.Marks().Where(m => m.At >= 0).ToList();
+            foreach (var (name, at) in Merged(marks, marks.Count == 0 ? 0 : marks.Max(m => m.At) / 12))
             {
                 var line = plot.Add.VerticalLine(at);
                 line.Color = Colors.Black.WithAlpha(0.6);
@@ -64,20 +65,22 @@ internal static class ReportChart
         }
 
         throughput.Axes.Left.Label.Text = "operations per second";
-        throughput.Axes.Title.Label.Text = "Throughput of each instance (dashed: coordinator phases; coloured: operator flips)";
+        // No title above: the phase labels stand there. Dashed lines are the coordinator's phases, coloured ones the flips.
+        throughput.Axes.Top.MinimumSize = 36; // room for the phase labels
+        throughput.Axes.Bottom.Label.Text = "throughput of each instance; seconds since the coordinator started (dashed: its phases; coloured: operator flips)";
         latency.Axes.Left.Label.Text = "latency (ms)";
         latency.Axes.Title.Label.Text = "Latency per 200 ms: mean (solid) and slowest operation (dotted)";
         multiplot.SharedAxes.ShareX([throughput, latency]);
         multiplot.SavePng(path, 1400, 1000);
     }
 
-    // Phases that begin within half a second of each other share one label, so that labels do not overlap.
-    private static IEnumerable<(string Name, double At)> Merged(IEnumerable<(string Name, double At)> marks)
+    // Phases that begin closer than a label's width (about a twelfth of the run) share one label, so labels do not overlap.
+    private static IEnumerable<(string Name, double At)> Merged(IEnumerable<(string Name, double At)> marks, double closer)
     {
         (string Name, double At)? pending = null;
         foreach (var mark in marks)
         {
-            if (pending is { } p && mark.At - p.At < 0.5)
+            if (pending is { } p && mark.At - p.At < Math.Max(0.5, closer))
             {
                 pending = ($"{p.Name} → {mark.Name}", p.At);
                 continue;
