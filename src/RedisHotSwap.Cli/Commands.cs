@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using RedisHotSwap.Coordinator;
 
 namespace RedisHotSwap.Cli;
@@ -31,7 +33,17 @@ internal static class Commands
     /// <summary>Every verb takes these.</summary>
     private static readonly Setting[] Common = [Source, Target, Migration, PollInterval];
 
-    public static RootCommand Build() => new("Moves a live application from one Redis server to another with zero downtime.")
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Examples = new();
+
+    public static RootCommand Build()
+    {
+        var root = Verbs();
+        var help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new HelpWithExample((HelpAction)help.Action!, Examples);
+        return root;
+    }
+
+    private static RootCommand Verbs() => new("Moves a live application from one Redis server to another with zero downtime.")
     {
         Verb("check", "Preflight only: lists what it checked and says ready, or refuses (exit 2); changes nothing.", "check --migration orders-2026-11",
             [AllowTargetData], async run => await run.Coordinator.CheckAsync()),
@@ -95,7 +107,8 @@ internal static class Commands
     private static Command Verb(string name, string description, string example, Setting[] own, Func<VerbRun, Task> run, Option[]? flags = null)
     {
         var settings = Common.Concat(own).ToArray();
-        var command = new Command(name, $"{description}\n\nExample:\n  redis-hotswap {example}");
+        var command = new Command(name, description);
+        Examples[name] = example;
         foreach (var option in settings.Select(s => s.Option).Concat(flags ?? []).Append(Json))
         {
             command.Options.Add(option);
@@ -112,5 +125,20 @@ internal static class Commands
             return Runner.RunAsync(name, options, parse, parse.GetValue(Json), run, ct);
         });
         return command;
+    }
+
+    /// <summary>A verb's help, then its example.</summary>
+    private sealed class HelpWithExample(HelpAction help, IReadOnlyDictionary<string, string> examples) : SynchronousCommandLineAction
+    {
+        public override int Invoke(ParseResult parseResult)
+        {
+            var result = help.Invoke(parseResult);
+            if (examples.TryGetValue(parseResult.CommandResult.Command.Name, out var example))
+            {
+                parseResult.InvocationConfiguration.Output.WriteLine($"Example:{Environment.NewLine}  redis-hotswap {example}{Environment.NewLine}");
+            }
+
+            return result;
+        }
     }
 }

@@ -29,4 +29,16 @@ public sealed class CliUnitTests
         Assert.Contains("--dry-run", migrate);
         Assert.DoesNotContain("--watch", migrate);
     }
+
+    [Fact]
+    public void Help_ForAVerb_EndsWithItsExample()
+    {
+        using var output = new StringWriter();
+
+        var exit = Commands.Build().Parse(["status", "--help"]).Invoke(new System.CommandLine.InvocationConfiguration { Output = output });
+
+        Assert.Equal(0, exit);
+        Assert.Contains("Example:", output.ToString());
+        Assert.Contains("redis-hotswap status --migration orders-2026-11 --watch", output.ToString());
+    }
 }
