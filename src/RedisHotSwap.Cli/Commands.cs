@@ -1,122 +1,155 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
 using RedisHotSwap.Coordinator;
 
 namespace RedisHotSwap.Cli;
 
-/// <summary>The verbs of <c>redis-hotswap</c>, each a thin call into <see cref="MigrationCoordinator"/>.</summary>
+/// <summary>
+/// The verbs of <c>redis-hotswap</c>. A verb is one line in <see cref="Build"/>: its name, what it does, an example,
+/// the options that are its own (every verb also takes <see cref="Common"/>), and a thin call into
+/// <see cref="MigrationCoordinator"/>. An option is declared once, below, with what it sets in
+/// <see cref="CoordinatorOptions"/>.
+/// </summary>
 internal static class Commands
 {
-    private static readonly Option<string> Source = new("--source")
-    {
-        Description = "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).",
-    };
+    private static readonly Setting Source = Setting.Text("--source", "SOURCE's StackExchange.Redis configuration string (or REDIS_HOTSWAP_SOURCE).", "REDIS_HOTSWAP_SOURCE", (o, v) => o.Source = v);
+    private static readonly Setting Target = Setting.Text("--target", "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).", "REDIS_HOTSWAP_TARGET", (o, v) => o.Target = v);
+    private static readonly Setting Migration = Setting.Text(
+        "--migration", "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).", "REDIS_HOTSWAP_MIGRATION", (o, v) => o.MigrationId = v);
 
-    private static readonly Option<string> Target = new("--target")
-    {
-        Description = "TARGET's StackExchange.Redis configuration string (or REDIS_HOTSWAP_TARGET).",
-    };
+    private static readonly Setting PollInterval = Setting.Of("--poll-interval", "How often servers and instances are read while waiting.", TimeSpan.FromMilliseconds(250), (o, v) => o.PollInterval = v, hidden: true);
+    private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
+    private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);
+    private static readonly Setting SyncTimeout = Setting.Of("--sync-timeout", "Longest initial sync.", TimeSpan.FromMinutes(30), (o, v) => o.SyncTimeout = v);
+    private static readonly Setting InstancesTimeout = Setting.Of("--instances-timeout", "Longest wait for every instance to move.", TimeSpan.FromMinutes(30), (o, v) => o.InstancesTimeout = v);
+    private static readonly Setting PromotionTimeout = Setting.Of("--promotion-timeout", "Longest write pause on SOURCE while TARGET catches up before promotion.", TimeSpan.FromSeconds(30), (o, v) => o.PromotionTimeout = v);
+    private static readonly Setting MaxLag = Setting.Of("--max-lag", "Bytes TARGET may trail SOURCE before the writable window opens or the handoff starts.", 64L * 1024, (o, v) => o.MaxLagBytes = v);
+    private static readonly Setting Cutover = Setting.Of(
+        "--cutover",
+        "handoff: instances armed ahead, writes held milliseconds while the primary role moves, reversible with 'rollback'; window: TARGET a writable replica while operators flip the instances. Default: handoff when both servers run Redis 6.2 or later.",
+        CutoverMode.Auto,
+        (o, v) => o.Cutover = v);
 
-    private static readonly Option<string> Migration = new("--migration")
-    {
-        Description = "The migration id; applications set the same RedisHotSwap:MigrationId (or REDIS_HOTSWAP_MIGRATION).",
-    };
+    private static readonly Setting MaxPause = Setting.Of("--max-pause", "Handoff: the longest writes are held while the primary role moves; past half of it the handoff is called off and nothing changes.", TimeSpan.FromSeconds(2), (o, v) => o.MaxPause = v);
 
-    private static readonly Option<bool> Json = new("--json") { Description = "Write JSON (one object per line) instead of tables." };
+    private static readonly Option<bool> Json = new("--json") { Description = "Write JSON events (one object per line, ISO-8601 timestamps, durations in seconds) instead of tables." };
+    private static readonly Option<bool> DryRun = new("--dry-run") { Description = "Check and print the plan; change nothing." };
+    private static readonly Option<bool> Watch = new("--watch") { Description = "Refresh every two seconds until Ctrl+C." };
 
-    private static readonly Option<bool> AllowTargetData = new("--allow-target-data") { Description = "Accept a TARGET that holds data; REPLICAOF erases it." };
+    /// <summary>Every verb takes these.</summary>
+    private static readonly Setting[] Common = [Source, Target, Migration, PollInterval];
 
-    private static readonly Option<int> ExpectInstances = new("--expect-instances")
-    {
-        Description = "How many live instances must report before the cutover can end.",
-        DefaultValueFactory = _ => 1,
-    };
-
-    private static readonly Option<TimeSpan> SyncTimeout = new("--sync-timeout") { Description = "Longest initial sync.", DefaultValueFactory = _ => TimeSpan.FromMinutes(30) };
-
-    private static readonly Option<TimeSpan> InstancesTimeout = new("--instances-timeout")
-    {
-        Description = "Longest wait for every instance to move.",
-        DefaultValueFactory = _ => TimeSpan.FromMinutes(30),
-    };
-
-    private static readonly Option<TimeSpan> PromotionTimeout = new("--promotion-timeout")
-    {
-        Description = "Longest write pause on SOURCE while TARGET catches up before promotion.",
-        DefaultValueFactory = _ => TimeSpan.FromSeconds(30),
-    };
-
-    private static readonly Option<long> MaxLag = new("--max-lag")
-    {
-        Description = "Bytes TARGET may trail SOURCE before the writable window opens.",
-        DefaultValueFactory = _ => 64 * 1024,
-    };
-
-    private static readonly Option<TimeSpan> PollInterval = new("--poll-interval")
-    {
-        Description = "How often servers and instances are read while waiting.",
-        DefaultValueFactory = _ => TimeSpan.FromMilliseconds(250),
-    };
-
-    private static readonly Option<CutoverMode> Cutover = new("--cutover")
-    {
-        Description = "handoff (instances armed ahead, FAILOVER, milliseconds of pause, reversible with 'rollback') or window (writable replica while operators flip instances). Default: handoff when both servers run Redis 6.2 or later.",
-        DefaultValueFactory = _ => CutoverMode.Auto,
-    };
-
-    private static readonly Option<TimeSpan> MaxPause = new("--max-pause")
-    {
-        Description = "Handoff: the longest SOURCE's writes may be held while TARGET takes the last of the stream; past it the handoff is called off.",
-        DefaultValueFactory = _ => TimeSpan.FromSeconds(2),
-    };
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> Examples = new();
 
     public static RootCommand Build()
     {
-        var root = new RootCommand("Moves a live application from one Redis server to another with zero downtime.")
-        {
-            Verb("check", "Preflight only: refuses (exit 2) and changes nothing when the migration cannot start.", async (c, _) => { await c.CheckAsync(); return null; }),
-            Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", async (c, ct) => { await c.ReplicateAsync(ct); return null; }),
-            Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", async (c, ct) => { await c.CutoverAsync(ct); return null; }),
-            Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", async (c, ct) => await c.PromoteAsync(ct)),
-            Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", async (c, ct) => await c.MigrateAsync(ct)),
-            Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", async (c, ct) => await c.RollbackAsync(ct)),
-            Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", async (c, ct) => await c.FinishAsync(ct)),
-            Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", async (c, ct) =>
-            {
-                await c.AbortAsync(ct);
-                return null;
-            }),
-            Verb("status", "Phase, replication link, lag, keys per database, and every instance.", async (c, _) => await c.StatusAsync()),
-        };
+        var root = Verbs();
+        var help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new HelpWithExample((HelpAction)help.Action!, Examples);
         return root;
     }
 
-    private static Command Verb(string name, string description, Func<MigrationCoordinator, CancellationToken, Task<MigrationStatus?>> run)
+    private static RootCommand Verbs() => new("Moves a live application from one Redis server to another with zero downtime.")
     {
-        var command = new Command(name, description)
+        Verb("check", "Preflight only: lists what it checked and says ready, or refuses (exit 2); changes nothing.", "check --migration orders-2026-11",
+            [AllowTargetData], async run => await run.Coordinator.CheckAsync()),
+        Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", "replicate --migration orders-2026-11 --max-lag 65536",
+            [AllowTargetData, SyncTimeout, MaxLag], async run => await run.Coordinator.ReplicateAsync(run.Cancellation)),
+        Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", "cutover --migration orders-2026-11 --expect-instances 12",
+            [ExpectInstances, InstancesTimeout], async run => await run.Coordinator.CutoverAsync(run.Cancellation)),
+        Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
+            [ExpectInstances, InstancesTimeout, PromotionTimeout], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
+        Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", "migrate --migration orders-2026-11 --expect-instances 12",
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause], Migrate, [DryRun]),
+        Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", "rollback --migration orders-2026-11 --expect-instances 12",
+            [ExpectInstances, InstancesTimeout, MaxLag, MaxPause], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
+        Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
+            [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
+        Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
+            [InstancesTimeout], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
+        Verb("status", "Phase, replication link, lag, keys per database, and every instance.", "status --migration orders-2026-11 --watch",
+            [ExpectInstances], Status, [Watch]),
+    };
+
+    /// <summary>Parses and runs; a command line that does not parse is one line per problem and exit code 2.</summary>
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        var parse = Build().Parse(args);
+        if (parse.Errors.Count == 0)
         {
-            Source, Target, Migration, Json, AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, PollInterval, MaxLag, Cutover, MaxPause,
-        };
-        command.SetAction((parse, ct) => Runner.RunAsync(name, Options(parse), parse.GetValue(Json), run, ct));
+            return await parse.InvokeAsync();
+        }
+
+        var verb = parse.CommandResult.Command is RootCommand ? string.Empty : $" {parse.CommandResult.Command.Name}";
+        foreach (var error in parse.Errors)
+        {
+            Console.Error.WriteLine($"{error.Message} Run 'redis-hotswap{verb} --help' for the options and an example.");
+        }
+
+        return Runner.Refused;
+    }
+
+    private static async Task Migrate(VerbRun run)
+    {
+        if (run.Parse.GetValue(DryRun))
+        {
+            await run.Coordinator.CheckAsync();
+            run.Output.Plan(Plan.Steps(run.Options));
+            return;
+        }
+
+        run.Show(await run.Coordinator.MigrateAsync(run.Cancellation));
+    }
+
+    private static async Task Status(VerbRun run)
+    {
+        var status = await run.Coordinator.StatusAsync();
+        if (!run.Parse.GetValue(Watch))
+        {
+            run.Show(status);
+            return;
+        }
+
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        await run.Output.WatchAsync(status, async () => await run.Coordinator.StatusAsync(), timer, run.Cancellation);
+    }
+
+    private static Command Verb(string name, string description, string example, Setting[] own, Func<VerbRun, Task> run, Option[]? flags = null)
+    {
+        var settings = Common.Concat(own).ToArray();
+        var command = new Command(name, description);
+        Examples[name] = example;
+        foreach (var option in settings.Select(s => s.Option).Concat(flags ?? []).Append(Json))
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            var options = new CoordinatorOptions();
+            foreach (var setting in settings)
+            {
+                setting.Apply(parse, options);
+            }
+
+            return Runner.RunAsync(name, options, parse, parse.GetValue(Json), run, ct);
+        });
         return command;
     }
 
-    private static CoordinatorOptions Options(ParseResult parse) => new()
+    /// <summary>A verb's help, then its example.</summary>
+    private sealed class HelpWithExample(HelpAction help, IReadOnlyDictionary<string, string> examples) : SynchronousCommandLineAction
     {
-        Source = OrEnvironment(parse.GetValue(Source), "REDIS_HOTSWAP_SOURCE"),
-        Target = OrEnvironment(parse.GetValue(Target), "REDIS_HOTSWAP_TARGET"),
-        MigrationId = OrEnvironment(parse.GetValue(Migration), "REDIS_HOTSWAP_MIGRATION"),
-        AllowTargetData = parse.GetValue(AllowTargetData),
-        ExpectedInstances = parse.GetValue(ExpectInstances),
-        SyncTimeout = parse.GetValue(SyncTimeout),
-        InstancesTimeout = parse.GetValue(InstancesTimeout),
-        PromotionTimeout = parse.GetValue(PromotionTimeout),
-        PollInterval = parse.GetValue(PollInterval),
-        MaxLagBytes = parse.GetValue(MaxLag),
-        Cutover = parse.GetValue(Cutover),
-        MaxPause = parse.GetValue(MaxPause),
-    };
+        public override int Invoke(ParseResult parseResult)
+        {
+            var result = help.Invoke(parseResult);
+            if (examples.TryGetValue(parseResult.CommandResult.Command.Name, out var example))
+            {
+                parseResult.InvocationConfiguration.Output.WriteLine($"Example:{Environment.NewLine}  redis-hotswap {example}{Environment.NewLine}");
+            }
 
-    // Not a default value: help prints defaults, and these hold passwords.
-    private static string OrEnvironment(string? value, string variable) =>
-        string.IsNullOrEmpty(value) ? Environment.GetEnvironmentVariable(variable) ?? string.Empty : value;
+            return result;
+        }
+    }
 }

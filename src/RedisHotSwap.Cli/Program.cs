@@ -1,3 +1,3 @@
 using RedisHotSwap.Cli;
 
-return await Commands.Build().Parse(args).InvokeAsync();
+return await Commands.InvokeAsync(args);

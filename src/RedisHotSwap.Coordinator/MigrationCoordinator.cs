@@ -37,10 +37,10 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     }
 
     /// <summary>The coordinator's connection to SOURCE.</summary>
-    public RedisNode Source { get; }
+    internal RedisNode Source { get; }
 
     /// <summary>The coordinator's connection to TARGET.</summary>
-    public RedisNode Target { get; }
+    internal RedisNode Target { get; }
 
     /// <summary>Connects to both sides.</summary>
     /// <exception cref="PreflightRefusedException">Bad options, or a side that is unreachable or refuses the credentials.</exception>
@@ -202,6 +202,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
             LinkUp = target.IsReplica && target.LinkUp,
             SyncInProgress = target.IsReplica && target.SyncInProgress,
             SyncReadBytes = target.SyncReadBytes,
+            SyncTotalBytes = target.IsReplica && target.SyncInProgress ? target.SyncTotalBytes : -1,
             LagBytes = target.IsReplica ? Math.Max(0, source.MasterOffset - target.ReplicaOffset) : 0,
             SourceKeys = source.Keys,
             TargetKeys = target.Keys,

@@ -29,6 +29,9 @@ public sealed record MigrationStatus
     /// <summary>Bytes of the initial sync TARGET has read so far.</summary>
     public required long SyncReadBytes { get; init; }
 
+    /// <summary>Total bytes of the initial sync while it runs; -1 when unknown (diskless sync, or no sync running).</summary>
+    public long SyncTotalBytes { get; init; } = -1;
+
     /// <summary>Bytes of SOURCE's stream TARGET has yet to process (0 when not replicating).</summary>
     public required long LagBytes { get; init; }
 
@@ -58,8 +61,11 @@ public sealed record MigrationStatus
 }
 
 /// <summary>One live application instance as it last reported.</summary>
-public sealed record InstanceStatus(string InstanceId, string Host, int ProcessId, string Application, RedisSide Side, long Generation, TimeSpan LastReported, RedisSide? Armed = null, bool Draining = false)
+public sealed record InstanceStatus(string InstanceId, string Host, int ProcessId, string Application, RedisSide Side, long Generation, TimeSpan LastReported, RedisSide? Armed = null)
 {
+    /// <summary>Whether its connection to the side it left still finishes commands in flight.</summary>
+    public bool Draining { get; init; }
+
     internal static InstanceStatus From(InstanceReport report, DateTimeOffset now) =>
-        new(report.InstanceId, report.Host, report.ProcessId, report.Application, report.Side, report.Generation, now - report.ReportedAt, report.Armed, report.Draining);
+        new(report.InstanceId, report.Host, report.ProcessId, report.Application, report.Side, report.Generation, now - report.ReportedAt, report.Armed) { Draining = report.Draining };
 }

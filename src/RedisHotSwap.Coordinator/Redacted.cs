@@ -3,7 +3,7 @@ using RedisHotSwap.Configuration;
 namespace RedisHotSwap.Coordinator;
 
 /// <summary>Masks the secrets of a migration's configuration strings in any text shown to an operator.</summary>
-public static class Redacted
+internal static class Redacted
 {
     /// <summary><paramref name="text"/> with the passwords of <paramref name="options"/> masked.</summary>
     public static string Text(string text, CoordinatorOptions options) =>

@@ -82,6 +82,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
         {
             // A free port can be taken by someone else between our probe and the server's bind: try again then.
             var listenOn = port ?? FreePort();
+            // Owner-only (CreateTempSubdirectory makes it 0700), and removed on every path that does not return it:
+            // its redis.conf holds the password.
             var directory = Directory.CreateTempSubdirectory("redis-hotswap-").FullName;
             try
             {
@@ -89,7 +91,12 @@ public sealed class RedisServerProcess : IAsyncDisposable
             }
             catch (IOException) when (attempt < StartAttempts)
             {
-                Directory.Delete(directory, recursive: true);
+                RemoveDirectory(directory);
+            }
+            catch
+            {
+                RemoveDirectory(directory);
+                throw;
             }
         }
     }
@@ -129,14 +136,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
 
         await process.WaitForExitAsync().ConfigureAwait(false);
         process.Dispose();
-        try
-        {
-            Directory.Delete(directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Left in the temp folder; nothing depends on it.
-        }
+        RemoveDirectory(directory);
     }
 
     private async Task SignalAsync(string signal)
@@ -148,7 +148,7 @@ public sealed class RedisServerProcess : IAsyncDisposable
     private static async Task<RedisServerProcess> StartOnceAsync(Launch launch, int port, string password, string directory, CancellationToken cancellationToken)
     {
         var config = Path.Combine(directory, "redis.conf");
-        await File.WriteAllLinesAsync(config, launch.Lines(port, directory), cancellationToken).ConfigureAwait(false);
+        await WriteOwnerOnlyAsync(config, launch.Lines(port, directory), cancellationToken).ConfigureAwait(false);
 
         var binary = Environment.GetEnvironmentVariable("REDIS_SERVER") is { Length: > 0 } path ? path : "redis-server";
         var info = new ProcessStartInfo(binary, launch.Mode is null ? [config] : [config, launch.Mode])
@@ -203,11 +203,44 @@ public sealed class RedisServerProcess : IAsyncDisposable
                 process.Kill(entireProcessTree: true);
             }
 
+            // Exited before its directory is removed, so that nothing writes into it meanwhile.
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             process.Dispose();
             throw;
         }
 
         return new RedisServerProcess(process, directory, port, password, launch.ConfigurationString?.Invoke(port));
+    }
+
+    // The file holds requirepass: readable by its owner only from the moment it exists.
+    private static async Task WriteOwnerOnlyAsync(string path, IEnumerable<string> lines, CancellationToken cancellationToken)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        var writer = new StreamWriter(path, options);
+        await using (writer.ConfigureAwait(false))
+        {
+            foreach (var line in lines)
+            {
+                await writer.WriteLineAsync(line.AsMemory(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static void RemoveDirectory(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Already gone.
+        }
     }
 
     private static int FreePort()

@@ -5,7 +5,7 @@ using StackExchange.Redis;
 namespace RedisHotSwap.Coordinator.Servers;
 
 /// <summary>The coordinator's admin connection to one side.</summary>
-public sealed class RedisNode : IAsyncDisposable
+internal sealed class RedisNode : IAsyncDisposable
 {
     private RedisNode(string name, string configuration, ConfigurationOptions options, ConnectionMultiplexer connection)
     {

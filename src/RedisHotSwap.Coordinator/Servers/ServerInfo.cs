@@ -3,7 +3,7 @@ using System.Globalization;
 namespace RedisHotSwap.Coordinator.Servers;
 
 /// <summary>The fields of <c>INFO</c> the coordinator decides on, read from one reply.</summary>
-public sealed class ServerInfo
+internal sealed class ServerInfo
 {
     private readonly Dictionary<string, string> fields;
 

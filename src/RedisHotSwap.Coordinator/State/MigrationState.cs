@@ -7,7 +7,7 @@ namespace RedisHotSwap.Coordinator.State;
 /// What the coordinator must remember between runs. Kept in Redis beside the data (it replicates with it), never in
 /// the coordinator's memory: a coordinator killed in any phase continues from here when run again.
 /// </summary>
-public sealed record MigrationState
+internal sealed record MigrationState
 {
     /// <summary>The phase reached.</summary>
     public MigrationPhase Phase { get; init; }

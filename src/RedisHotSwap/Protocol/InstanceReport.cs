@@ -20,7 +20,7 @@ namespace RedisHotSwap.Protocol;
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
 /// <param name="Armed">The side this instance holds a warm connection to, ready for a handoff; null when none.</param>
 /// <param name="SwitchedAt">When its last switch swapped traffic (its own clock); null before the first.</param>
-public sealed record InstanceReport(
+internal sealed record InstanceReport(
     string InstanceId,
     string Host,
     int ProcessId,
@@ -57,7 +57,7 @@ public sealed record InstanceReport(
 /// message or a stale copy of the key changes nothing.
 /// </param>
 /// <param name="Arm">A side to connect to ahead of a handoff (warm, subscribed, no traffic); null for none.</param>
-public sealed record Directive(
+internal sealed record Directive(
     RedisSide Side,
     string Reason,
     DateTimeOffset IssuedAt,

@@ -9,7 +9,7 @@ namespace RedisHotSwap.Protocol;
 /// <c>MigrationId</c> from their configuration; then <c>__redis-hotswap:{id}:*</c> can be deleted.
 /// </summary>
 /// <remarks>This class and the message types beside it are the whole protocol; version it through <see cref="Version"/>.</remarks>
-public static class MigrationKeys
+internal static class MigrationKeys
 {
     /// <summary>The protocol version written into every message.</summary>
     public const int Version = 2;

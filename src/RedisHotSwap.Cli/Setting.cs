@@ -1,0 +1,37 @@
+using System.CommandLine;
+using RedisHotSwap.Coordinator;
+
+namespace RedisHotSwap.Cli;
+
+/// <summary>An option of a verb and what its value sets in <see cref="CoordinatorOptions"/>.</summary>
+internal sealed class Setting
+{
+    private readonly Action<ParseResult, CoordinatorOptions> apply;
+
+    private Setting(Option option, Action<ParseResult, CoordinatorOptions> apply)
+    {
+        Option = option;
+        this.apply = apply;
+    }
+
+    public Option Option { get; }
+
+    /// <summary>An option with a default, shown in help.</summary>
+    public static Setting Of<T>(string name, string description, T defaultValue, Action<CoordinatorOptions, T> set, bool hidden = false)
+    {
+        var option = new Option<T>(name) { Description = description, DefaultValueFactory = _ => defaultValue, Hidden = hidden };
+        return new Setting(option, (parse, options) => set(options, parse.GetValue(option)!));
+    }
+
+    /// <summary>
+    /// A text option that falls back on an environment variable. Not a default value: help prints defaults, and
+    /// these hold passwords.
+    /// </summary>
+    public static Setting Text(string name, string description, string variable, Action<CoordinatorOptions, string> set)
+    {
+        var option = new Option<string>(name) { Description = description };
+        return new Setting(option, (parse, options) => set(options, parse.GetValue(option) is { Length: > 0 } value ? value : Environment.GetEnvironmentVariable(variable) ?? string.Empty));
+    }
+
+    public void Apply(ParseResult parse, CoordinatorOptions options) => apply(parse, options);
+}
