@@ -35,6 +35,12 @@ internal sealed record DemoReport
 
     public required IReadOnlyList<InstanceResult> PerInstance { get; init; }
 
+    /// <summary>Handoff: how long the coordinator held SOURCE's writes while the primary role moved; null for a window cutover.</summary>
+    public double? HandoffPauseMs { get; init; }
+
+    /// <summary>Handoff: from the promotion until the last instance had switched.</summary>
+    public double? LastInstanceSwitchMs { get; init; }
+
     public async Task WriteJsonAsync(string path, CancellationToken cancellationToken)
     {
         await using var file = File.Create(path);
@@ -56,6 +62,12 @@ internal sealed record DemoReport
             var moved = instance.SwitchedAtSeconds is { } at ? $"on TARGET from {at:N2} s" : "never switched";
             var flipped = instance.FlippedAtSeconds is { } f ? $"flipped at {f:N2} s" : "not flipped (moved by directive)";
             table.AddRow($"instance {instance.Instance}", $"{instance.Side}; {flipped}; {moved}; {instance.AcknowledgedWrites:N0} writes acknowledged");
+        }
+
+        if (HandoffPauseMs is { } pause)
+        {
+            table.AddRow("writes held by the handoff", $"{pause:N1} ms");
+            table.AddRow("last instance on TARGET", $"{LastInstanceSwitchMs ?? 0:N1} ms after the promotion");
         }
 
         table.AddRow("acknowledged writes", $"{AcknowledgedWrites:N0}");

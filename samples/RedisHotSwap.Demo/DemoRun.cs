@@ -164,7 +164,9 @@ internal static class DemoRun
         timeline.End();
         var report = new DemoReport
         {
-            Cutover = settings.Cutover ?? coordinator.Last?["status"]?["cutover"]?.GetValue<string>() ?? "window",
+            Cutover = (settings.Cutover ?? coordinator.Last?["status"]?["cutover"]?.GetValue<string>() ?? "window").ToLowerInvariant(),
+            HandoffPauseMs = coordinator.Last?["status"]?["handoffPauseMs"]?.GetValue<double>() is { } pause ? Math.Round(pause, 1) : null,
+            LastInstanceSwitchMs = coordinator.Last?["status"]?["handoffLastSwitchMs"]?.GetValue<double>() is { } last ? Math.Round(last, 1) : null,
             Instances = settings.Instances,
             SeededKeys = seeded,
             AcknowledgedWrites = acknowledged,

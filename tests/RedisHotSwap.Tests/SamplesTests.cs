@@ -70,7 +70,9 @@ public sealed class SamplesTests
             Assert.Equal(0, report["errors"]!.GetValue<long>());
             Assert.Equal(0, report["missingAcknowledgedWrites"]!.GetValue<long>());
             Assert.True(report["acknowledgedWrites"]!.GetValue<long>() > 0);
-            Assert.Contains(report["phases"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "Cutover");
+            Assert.Equal("handoff", report["cutover"]!.GetValue<string>()); // the default where both servers support it
+            Assert.Contains(report["phases"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "Arming");
+            Assert.True(report["handoffPauseMs"]!.GetValue<double>() > 0);
             Assert.True(report["keys"]!["target"]!["db1"]!.GetValue<long>() > 0); // the seeded second database moved too
             var png = await File.ReadAllBytesAsync(Path.Combine(output.FullName, "report.png"));
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);

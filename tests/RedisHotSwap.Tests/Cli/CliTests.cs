@@ -38,7 +38,7 @@ public sealed class CliTests
         var (exit, output) = await CoordinatorCli.RunAsync(migration, "dry", "migrate", "--dry-run", "--expect-instances", "3");
 
         Assert.Equal(0, exit);
-        Assert.Contains("3. promote:", output);
+        Assert.Contains("3. hand off:", output);
         Assert.Contains("Nothing was changed.", output);
         Assert.Contains("role:master", await migration.InfoAsync(migration.Target, "replication"));
         Assert.False(await migration.SourceDb.KeyExistsAsync(MigrationKeys.State("dry")));
