@@ -3,6 +3,12 @@ using RedisHotSwap.Benchmarks;
 
 // dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --interleaved [rounds]   (the README's figures)
 // dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --filter '*'              (BenchmarkDotNet)
+// dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --handoff [cutovers]      (the handoff's pause)
+if (args is ["--handoff", ..])
+{
+    return await HandoffPauseRun.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
+}
+
 if (args is ["--interleaved", ..])
 {
     return await InterleavedRun.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40);

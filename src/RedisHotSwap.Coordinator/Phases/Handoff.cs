@@ -9,6 +9,9 @@ namespace RedisHotSwap.Coordinator;
 
 public sealed partial class MigrationCoordinator
 {
+    // How long a lag over --max-lag is waited out right before the fence.
+    private static readonly TimeSpan LagWait = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// After a handoff: hands the primary role back to SOURCE the same way (arm, fence, promote, push), so that
     /// SOURCE is the primary, TARGET its replica, and every live instance on SOURCE. <c>migrate</c> hands it over again.
@@ -164,13 +167,19 @@ public sealed partial class MigrationCoordinator
         var (primary, replica) = (Node(from), Node(to));
         var fence = new Fence(primary);
 
-        // Checked again right before the fence: an instance that left (or one that appeared unarmed) stops it.
-        var (ready, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
-        var lag = await LagAsync(primary, replica).ConfigureAwait(false);
-        if (!ready || lag > options.MaxLagBytes)
+        // Checked again right before the fence: an instance that left (or one that appeared unarmed) stops it; a
+        // lag over --max-lag (a burst of writes) is waited out, so that what the pause holds is a few milliseconds.
+        string? problem = null;
+        var ready = await WaitAsync(LagWait, async () =>
         {
-            throw await HaltAsync(state, primary,
-                !ready ? $"Not handing off: {waiting}." : $"Not handing off: {Upper(to)} trails {Upper(from)} by {lag:N0} bytes (more than --max-lag {options.MaxLagBytes:N0}).",
+            var (armed, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
+            var lag = await LagAsync(primary, replica).ConfigureAwait(false);
+            problem = !armed ? waiting : lag > options.MaxLagBytes ? $"{Upper(to)} trails {Upper(from)} by {lag:N0} bytes (more than --max-lag {options.MaxLagBytes:N0})" : null;
+            return (problem is null || !armed, problem ?? "nothing: every instance armed and the lag small");
+        }, cancellationToken).ConfigureAwait(false);
+        if (!ready || problem is not null)
+        {
+            throw await HaltAsync(state, primary, $"Not handing off: {problem}.",
                 $"Nothing was promoted: {Upper(from)} stays the primary and every instance on it.",
                 "Run the same command again once every instance is armed and the lag is small ('status').").ConfigureAwait(false);
         }
@@ -220,21 +229,21 @@ public sealed partial class MigrationCoordinator
     {
         var outcome = Promotion.NotPromoted;
         var sealedOff = false;
+        await fence.PrepareSealAsync(settings).ConfigureAwait(false); // nothing behind the pause that can be done before it
         fence.Start();
         try
         {
-            await fence.PauseAsync(options.MaxPause).ConfigureAwait(false);
-            if (!await fence.CaughtUpAsync(replica, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
+            var offset = await fence.PauseAsync(options.MaxPause).ConfigureAwait(false);
+            if (!await fence.CaughtUpAsync(replica, offset, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
             {
                 return outcome;
             }
 
-            await fence.SealAsync(settings).ConfigureAwait(false);
-            sealedOff = true;
-
             // Whatever entered the stream before the seal (a write past a lapsed pause, a replication PING) must reach
             // the replica too; nothing enters it after.
-            if (!await fence.CaughtUpAsync(replica, options.MaxPause, cancellationToken).ConfigureAwait(false))
+            sealedOff = true;
+            var sealedAt = await fence.SealAsync().ConfigureAwait(false);
+            if (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
             {
                 return outcome;
             }
@@ -242,8 +251,13 @@ public sealed partial class MigrationCoordinator
             await replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
             fence.PromotedAt = time.GetUtcNow();
             outcome = Promotion.PromotedNotDemoted;
-            await DemoteAsync(primary, replica).ConfigureAwait(false);
+
+            // One round trip: the demotion, then the held writes go on (and fail READONLY: the armed instances' signal).
+            var demoted = DemoteAsync(primary, replica);
+            var unpaused = fence.UnpauseQuietlyAsync();
+            await demoted.ConfigureAwait(false);
             outcome = Promotion.Done;
+            await unpaused.ConfigureAwait(false);
             return outcome;
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
@@ -258,7 +272,11 @@ public sealed partial class MigrationCoordinator
                 await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false); // before the held writes go on
             }
 
-            await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+            if (outcome != Promotion.Done)
+            {
+                await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+            }
+
             fence.Stop();
             if (outcome == Promotion.Done)
             {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using RedisHotSwap.Coordinator.Servers;
 using StackExchange.Redis;
@@ -13,31 +14,69 @@ namespace RedisHotSwap.Coordinator.Safety;
 /// </summary>
 internal sealed class Fence(RedisNode fenced)
 {
+    private const string MinReplicas = "min-replicas-to-write";
+    private const string MaxLag = "min-replicas-max-lag";
+
     private long started;
     private long stopped;
+    private string? sealValue;
 
-    /// <summary>How long writes were held (from <see cref="Start"/> to <see cref="Stop"/>).</summary>
-    public TimeSpan Held => stopped == 0 ? System.Diagnostics.Stopwatch.GetElapsedTime(started) : System.Diagnostics.Stopwatch.GetElapsedTime(started, stopped);
+    /// <summary>How long writes were held (from <see cref="Start"/> to <see cref="Stop"/>, or until now).</summary>
+    public TimeSpan Held => stopped == 0 ? Stopwatch.GetElapsedTime(started) : Stopwatch.GetElapsedTime(started, stopped);
 
     /// <summary>Why the fence could not let the promotion happen, in one line; null when nothing went wrong.</summary>
     public string? Problem { get; private set; }
 
-    public void Start() => started = System.Diagnostics.Stopwatch.GetTimestamp();
-
-    public void Stop() => stopped = System.Diagnostics.Stopwatch.GetTimestamp();
-
-    public void Fail(string problem) => Problem ??= problem;
-
     /// <summary>When the successor was promoted (the coordinator's clock); null before.</summary>
     public DateTimeOffset? PromotedAt { get; set; }
 
-    /// <summary>
-    /// Waits until <paramref name="successor"/> has processed the fenced side's whole stream as it stands now (it
-    /// stands still while writes are held, but for replication pings), within <paramref name="bound"/> of <see cref="Start"/>.
-    /// </summary>
-    public async Task<bool> CaughtUpAsync(RedisNode successor, TimeSpan bound, CancellationToken cancellationToken)
+    public void Start() => started = Stopwatch.GetTimestamp();
+
+    public void Stop() => stopped = Stopwatch.GetTimestamp();
+
+    public void Fail(string problem) => Problem ??= problem;
+
+    /// <summary>The fenced side's settings before the fence, to put back.</summary>
+    public async Task<FenceSettings> ReadSettingsAsync() => new(
+        await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) ?? "0",
+        await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) ?? "10");
+
+    /// <summary>Arms the fence while the successor still replicates: nothing changes until it leaves. Returns the replicas required.</summary>
+    public async Task<int> ArmAsync(FenceSettings before)
     {
-        var offset = (await fenced.InfoAsync("replication").ConfigureAwait(false)).MasterOffset;
+        await KeepReplicaCheckOnAsync(before).ConfigureAwait(false);
+        var replicas = Math.Max(1, (await fenced.InfoAsync().ConfigureAwait(false)).ConnectedReplicas);
+        await fenced.ConfigSetAuditedAsync(MinReplicas, replicas.ToString(CultureInfo.InvariantCulture),
+            "arm the fence: refuse every write the moment the successor stops replicating").ConfigureAwait(false);
+        return replicas;
+    }
+
+    /// <summary>What the seal needs, read and set before the pause so that nothing of it waits behind the pause.</summary>
+    public async Task PrepareSealAsync(FenceSettings before)
+    {
+        await KeepReplicaCheckOnAsync(before).ConfigureAwait(false);
+        sealValue = ((await fenced.InfoAsync("replication").ConfigureAwait(false)).ConnectedReplicas + 1).ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Seals the fenced side: from now on it refuses every write (it requires one replica more than it has), whatever
+    /// becomes of the pause. Returns its replication offset as the seal took effect: nothing enters the stream after.
+    /// </summary>
+    public async Task<long> SealAsync()
+    {
+        var seal = fenced.ConfigSetAuditedAsync(MinReplicas, sealValue ?? throw new InvalidOperationException("Prepare the seal first."),
+            "seal: refuse every write from now on, whatever becomes of the pause");
+        var info = fenced.InfoAsync("replication"); // pipelined behind the seal: the offset as it took effect
+        await seal.ConfigureAwait(false);
+        return (await info.ConfigureAwait(false)).MasterOffset;
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="successor"/> has processed the fenced side's stream up to <paramref name="offset"/>,
+    /// within <paramref name="bound"/> of <see cref="Start"/>.
+    /// </summary>
+    public async Task<bool> CaughtUpAsync(RedisNode successor, long offset, TimeSpan bound, CancellationToken cancellationToken)
+    {
         while ((await successor.InfoAsync("replication").ConfigureAwait(false)).ReplicaOffset < offset)
         {
             if (Held > bound)
@@ -52,43 +91,6 @@ internal sealed class Fence(RedisNode fenced)
         return true;
     }
 
-    /// <summary>
-    /// Seals the fenced side: from now on it refuses every write (it requires one replica more than it has), whatever
-    /// becomes of the pause. Made once the successor has caught up, right before the promotion.
-    /// </summary>
-    public async Task SealAsync(FenceSettings before)
-    {
-        if (before.MaxLag == "0")
-        {
-            await fenced.ConfigSetAuditedAsync(MaxLag, "10", "0 would switch the replica check off").ConfigureAwait(false);
-        }
-
-        var impossible = (await fenced.InfoAsync("replication").ConfigureAwait(false)).ConnectedReplicas + 1;
-        await fenced.ConfigSetAuditedAsync(MinReplicas, impossible.ToString(CultureInfo.InvariantCulture),
-            "seal: refuse every write from now on, whatever becomes of the pause").ConfigureAwait(false);
-    }
-    private const string MinReplicas = "min-replicas-to-write";
-    private const string MaxLag = "min-replicas-max-lag";
-
-    /// <summary>The fenced side's settings before the fence, to put back.</summary>
-    public async Task<FenceSettings> ReadSettingsAsync() => new(
-        await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) ?? "0",
-        await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) ?? "10");
-
-    /// <summary>Arms the fence while the successor still replicates: nothing changes until it leaves. Returns the replicas required.</summary>
-    public async Task<int> ArmAsync(FenceSettings before)
-    {
-        if (before.MaxLag == "0")
-        {
-            await fenced.ConfigSetAuditedAsync(MaxLag, "10", "0 would switch the fence's replica check off").ConfigureAwait(false);
-        }
-
-        var replicas = Math.Max(1, (await fenced.InfoAsync().ConfigureAwait(false)).ConnectedReplicas);
-        await fenced.ConfigSetAuditedAsync(MinReplicas, replicas.ToString(CultureInfo.InvariantCulture),
-            "arm the fence: refuse every write the moment the successor stops replicating").ConfigureAwait(false);
-        return replicas;
-    }
-
     /// <summary>Whether the fence bites now, read back from the server: it requires <paramref name="required"/> replicas and counts fewer good ones.</summary>
     public async Task<bool> BitesAsync(int required)
     {
@@ -97,10 +99,15 @@ internal sealed class Fence(RedisNode fenced)
         return setting == required.ToString(CultureInfo.InvariantCulture) && info.GoodReplicas < required;
     }
 
-    /// <summary>Holds every write on the fenced side for at most <paramref name="bound"/>; reads pass.</summary>
-    public Task PauseAsync(TimeSpan bound) =>
-        fenced.ExecuteAuditedAsync("hold writes while the primary role moves", "CLIENT", "PAUSE",
+    /// <summary>Holds every write on the fenced side for at most <paramref name="bound"/> (reads pass); returns its replication offset once held.</summary>
+    public async Task<long> PauseAsync(TimeSpan bound)
+    {
+        var pause = fenced.ExecuteAuditedAsync("hold writes while the primary role moves", "CLIENT", "PAUSE",
             ((long)Math.Ceiling(bound.TotalMilliseconds)).ToString(CultureInfo.InvariantCulture), "WRITE");
+        var info = fenced.InfoAsync("replication"); // pipelined behind the pause: the offset it holds still
+        await pause.ConfigureAwait(false);
+        return (await info.ConfigureAwait(false)).MasterOffset;
+    }
 
     /// <summary>Lets the held writes go on (they fail if the side was demoted meanwhile). Never throws: a pause ends by itself.</summary>
     public async Task UnpauseQuietlyAsync()
@@ -122,6 +129,14 @@ internal sealed class Fence(RedisNode fenced)
         if (await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) != before.MaxLag)
         {
             await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back").ConfigureAwait(false);
+        }
+    }
+
+    private async Task KeepReplicaCheckOnAsync(FenceSettings before)
+    {
+        if (before.MaxLag == "0")
+        {
+            await fenced.ConfigSetAuditedAsync(MaxLag, "10", "0 would switch the fence's replica check off").ConfigureAwait(false);
         }
     }
 }

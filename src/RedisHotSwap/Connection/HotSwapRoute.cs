@@ -157,22 +157,13 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             return;
         }
 
-        var server = Multiplexer.GetServers().FirstOrDefault(s => s.IsConnected)
-            ?? throw new RedisHotSwapException($"{Side} ({Endpoint}) is not connected; traffic stays where it is.");
-        var role = await server.RoleAsync().ConfigureAwait(false);
-        if (role is not Role.Master)
+        // The client learned the role when it connected: make it ask again (one handshake, which also tells whether
+        // the server is a primary now), or it refuses every write.
+        await Multiplexer.ConfigureAsync().ConfigureAwait(false);
+        var servers = Multiplexer.GetServers().Where(s => s.IsConnected).ToArray();
+        if (servers.Length == 0 || servers.All(s => s.IsReplica))
         {
-            throw new RedisHotSwapException($"{Side} ({Endpoint}) is still a replica ({role.Value}); traffic stays where it is until it is promoted.");
-        }
-
-        if (server.IsReplica)
-        {
-            // The client learned the role when it connected; make it ask again, or it refuses every write.
-            await Multiplexer.ConfigureAsync().ConfigureAwait(false);
-            if (Multiplexer.GetServers().All(s => s.IsReplica))
-            {
-                throw new RedisHotSwapException($"{Side} ({Endpoint}) answers as a primary, but the client still takes it for a replica; traffic stays where it is.");
-            }
+            throw new RedisHotSwapException($"{Side} ({Endpoint}) is still a replica (or not connected); traffic stays where it is until it is promoted.");
         }
 
         standby = false;

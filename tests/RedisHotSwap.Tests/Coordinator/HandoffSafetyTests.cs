@@ -16,6 +16,8 @@ public sealed class HandoffSafetyTests
         var channel = MigrationKeys.DirectiveChannel(id);
         var forgedPromotion = new Directive(RedisSide.Target, "forged", DateTimeOffset.UtcNow, Promoted: true, MigrationId: id, Epoch: 999).ToJson();
 
+        await Eventually.TrueAsync(async () => await migration.SubscribersAsync(migration.Source, channel.ToString()) > 0, "the instance to listen on the control channel");
+
         // Before any migration: messages alone (garbage, unknown side and version, another migration, even a well-formed
         // promotion) only wake the instance, which finds no directive on the server.
         foreach (var message in new[] { "x", """{"side":7,"version":99}""", new Directive(RedisSide.Target, "other", DateTimeOffset.UtcNow, MigrationId: "other", Epoch: 5).ToJson(), forgedPromotion })
