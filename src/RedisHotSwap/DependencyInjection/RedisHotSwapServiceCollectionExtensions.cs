@@ -84,7 +84,7 @@ public static class RedisHotSwapServiceCollectionExtensions
         var standing = string.IsNullOrWhiteSpace(options.MigrationId)
             ? null
             : InstanceReporter.ReadStandingAsync(options.ConfigurationFor(side), options.MigrationId, logger).GetAwaiter().GetResult();
-        side = Routing.Decide(new RoutingInputs(standing, null, side, "configuration")).Side;
+        side = Routing.Decide(new RoutingInputs(standing, null, side, "configuration", MigrationId: options.MigrationId)).Side;
 
         var multiplexer = HotSwapConnectionMultiplexer
             .ConnectAsync(side, options, meters, loggerFactory, time)

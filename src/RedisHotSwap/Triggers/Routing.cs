@@ -14,7 +14,8 @@ internal sealed record CodeRequest(RedisSide Side, RedisSide ConfiguredWhenAsked
 /// The epoch of the directive under which this instance moved itself to its armed side because the side it used
 /// answered READONLY (it was demoted); null when it did not.
 /// </param>
-internal sealed record RoutingInputs(Directive? Directive, CodeRequest? Code, RedisSide Configured, string ConfiguredBy, long? HandedOffUnder = null);
+/// <param name="MigrationId">The migration the configuration names now; a directive of another migration (the configuration was rewritten since) does not apply.</param>
+internal sealed record RoutingInputs(Directive? Directive, CodeRequest? Code, RedisSide Configured, string ConfiguredBy, long? HandedOffUnder = null, string? MigrationId = null);
 
 /// <summary>Where traffic goes, which side to keep warm for a handoff, and why.</summary>
 internal sealed record RoutingOutcome(RedisSide Side, RedisSide? Arm, string Reason);
@@ -23,7 +24,7 @@ internal sealed record RoutingOutcome(RedisSide Side, RedisSide? Arm, string Rea
 /// The one rule that decides where an instance's traffic goes. Order of precedence, highest first:
 /// <list type="number">
 /// <item>a handoff this instance made itself under the standing directive (its side was demoted; it moved to the armed side, where the coordinator is about to send it anyway);</item>
-/// <item>the coordinator's directive (an abort, an arming, a promotion);</item>
+/// <item>the coordinator's directive (an abort, an arming, a promotion), while the configuration names its migration;</item>
 /// <item>a switch asked for from code, until the configured side next changes;</item>
 /// <item>the feature flag when one is named, otherwise <c>UseTarget</c>.</item>
 /// </list>
@@ -32,7 +33,7 @@ internal static class Routing
 {
     public static RoutingOutcome Decide(RoutingInputs inputs)
     {
-        if (inputs.Directive is { } directive)
+        if (inputs.Directive is { } directive && string.Equals(directive.MigrationId, inputs.MigrationId, StringComparison.Ordinal))
         {
             if (directive.Arm is { } arm && inputs.HandedOffUnder == directive.Epoch)
             {

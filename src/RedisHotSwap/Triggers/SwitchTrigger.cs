@@ -39,6 +39,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private CodeRequest? code;
     private DateTimeOffset? reconnectedFor;
     private long refusedEpoch;
+    private string? warnedMigrationId;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
@@ -277,7 +278,14 @@ internal sealed class SwitchTrigger : IAsyncDisposable
 
         var directing = Volatile.Read(ref directive);
         var configuredBy = string.IsNullOrWhiteSpace(options.FeatureFlag) ? "configuration UseTarget" : $"feature flag {options.FeatureFlag}";
-        var outcome = Routing.Decide(new RoutingInputs(directing, code, configured, configuredBy, multiplexer.HandedOffUnder));
+        if (directing?.MigrationId is { } directed && !string.Equals(directed, options.MigrationId, StringComparison.Ordinal) && warnedMigrationId != options.MigrationId)
+        {
+            // The reporter keeps the id it started with; a directive of that migration no longer speaks for this configuration.
+            warnedMigrationId = options.MigrationId;
+            Log.MigrationIdChanged(logger, directed, options.MigrationId ?? "(none)");
+        }
+
+        var outcome = Routing.Decide(new RoutingInputs(directing, code, configured, configuredBy, multiplexer.HandedOffUnder, options.MigrationId));
 
         var active = multiplexer.ActiveRoute;
         var changedString = active.Side == outcome.Side && active.Configuration != options.ConfigurationFor(outcome.Side);

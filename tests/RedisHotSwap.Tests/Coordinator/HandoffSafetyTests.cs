@@ -128,6 +128,34 @@ public sealed class HandoffSafetyTests
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
     }
 
+    [Fact]
+    public async Task Finish_AfterAHandoff_EndsItOnThePrimaryAndKeepsInstancesThere()
+    {
+        const string id = "finished";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var load = new WriteLoad(app.Multiplexer.GetDatabase(), "finished", writers: 4);
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "1");
+        Assert.True(exit == 0, output);
+
+        (exit, output) = await CoordinatorCli.RunAsync(migration, id, "finish");
+
+        Assert.True(exit == 0, output);
+        Assert.Contains("finished on TARGET", output);
+        var source = await migration.InfoAsync(migration.Source, "replication");
+        Assert.Contains("role:master", source); // it stopped replicating...
+        var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("stray", "1"));
+        Assert.StartsWith("NOREPLICAS", refused.Message); // ...and refuses writes: nothing written there is lost unseen
+        Assert.True((await migration.TargetDb.KeyTimeToLiveAsync(MigrationKeys.Directive(id))) > TimeSpan.FromDays(6));
+        await load.MoreAsync(500);
+        await load.StopAsync();
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide);
+        Assert.Empty(load.Errors);
+        Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
+        (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate");
+        Assert.True(exit == 2, output); // a finished migration does not start again
+    }
+
     private static Task WaitForLogAsync(HotSwapApp app, string text) =>
         Eventually.TrueAsync(() => Task.FromResult(app.Logs.GetSnapshot().Any(r => r.Message.Contains(text, StringComparison.Ordinal))), $"a log line '{text}'");
 }
