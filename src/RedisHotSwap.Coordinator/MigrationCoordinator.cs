@@ -170,11 +170,11 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         {
             CutoverMode.Auto => handoffPossible ? CutoverMode.Handoff : CutoverMode.Window,
             CutoverMode.Handoff when !handoffPossible => throw new PreflightRefusedException(
-                $"The handoff cutover needs FAILOVER (Redis {HandoffVersion} or later) on both servers; use --cutover window."),
+                $"The handoff cutover needs CLIENT PAUSE WRITE (Redis {HandoffVersion} or later) on both servers; use --cutover window."),
             _ => options.Cutover,
         };
         progress?.Report(await StatusAsync(options.Cutover == CutoverMode.Auto
-            ? $"cutover: {mode.ToString().ToLowerInvariant()} ({(handoffPossible ? "both servers support FAILOVER" : $"a server is older than Redis {HandoffVersion}")})"
+            ? $"cutover: {mode.ToString().ToLowerInvariant()} ({(handoffPossible ? "both servers run Redis 6.2 or later" : $"a server is older than Redis {HandoffVersion}, which lacks CLIENT PAUSE WRITE")})"
             : $"cutover: {mode.ToString().ToLowerInvariant()}").ConfigureAwait(false));
         return mode;
     }
