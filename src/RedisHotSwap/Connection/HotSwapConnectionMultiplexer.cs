@@ -164,6 +164,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             var route = await HotSwapRoute.ConnectAsync(side, Options, Logger, starting: false, cancellationToken, standby: true)
                 .ConfigureAwait(false);
             await WarmAsync(route).ConfigureAwait(false);
+
+            // The handoff asks the client to learn the server's role again; done once now, that path is compiled and
+            // warm before it runs while the application's writes wait.
+            await route.Multiplexer.ConfigureAsync().ConfigureAwait(false);
             Adopt(route);
             armed = route;
             active.SetHandoffReady(true);

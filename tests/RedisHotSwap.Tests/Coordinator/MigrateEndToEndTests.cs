@@ -1,6 +1,5 @@
 using RedisHotSwap.Coordinator;
 using RedisHotSwap.Testing;
-using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
 
 namespace RedisHotSwap.Tests.Coordinator;
