@@ -18,6 +18,8 @@ internal static class HandoffPauseRun
 {
     public static async Task<int> RunAsync(int cutovers)
     {
+        // As the redis-hotswap tool does: no continuation behind the pause waits for the thread pool to add a thread.
+        ThreadPool.SetMinThreads(16, 16);
         await using var source = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0"]);
         await using var target = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0"]);
         var settings = new Dictionary<string, string?>
