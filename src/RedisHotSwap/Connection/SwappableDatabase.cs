@@ -20,5 +20,8 @@ internal sealed partial class SwappableDatabase(HotSwapConnectionMultiplexer own
 
     ITransactionAsync IDatabaseAsync.CreateTransaction(object? asyncState) => CreateTransaction(asyncState);
 
+    /// <summary>A batch sent on the connection active when it executes; a command of it refused unrun by a handoff is sent again on its own.</summary>
+    public IBatch CreateBatch(object? asyncState = null) => new SwappableBatch(Owner, database, asyncState ?? state);
+
     private protected override IDatabase Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database, state);
 }

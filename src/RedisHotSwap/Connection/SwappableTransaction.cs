@@ -15,14 +15,13 @@ namespace RedisHotSwap.Connection;
 /// twice, and a failure surfaces as it would without RedisHotSwap.
 /// </remarks>
 [GenerateRecording(typeof(ITransaction))]
-internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer owner, int database, object? asyncState) : ITransaction
+internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer owner, int database, object? asyncState)
+    : RecordedUnit(owner, database, asyncState), ITransaction
 {
     private readonly List<Func<ITransaction, Task>> commands = [];
     private readonly List<Action<Task>> completions = [];
     private ITransaction? bound;
     private ITransaction? last;
-
-    public IConnectionMultiplexer Multiplexer => owner;
 
     public bool WasWatchConflict => (bound ?? last)?.WasWatchConflict ?? false;
 
@@ -30,7 +29,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
     {
         if (bound is null)
         {
-            bound = Open(owner.ActiveRoute);
+            bound = Open(Owner.ActiveRoute);
             Apply(bound, complete: true);
         }
 
@@ -54,7 +53,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
         {
             for (var attempt = 0; ; attempt++)
             {
-                var route = owner.ActiveRoute;
+                var route = Owner.ActiveRoute;
                 var transaction = last = Open(route);
                 sent = Apply(transaction, complete: false);
                 try
@@ -64,7 +63,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
                 catch (Exception ex) when (attempt == 0 && route.MayRecover && Replay.IsUnsent(ex))
                 {
                     await Task.WhenAll(sent.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
-                    if (!await owner.CanResendAsync(ex, route).ConfigureAwait(false))
+                    if (!await Owner.CanResendAsync(ex, route).ConfigureAwait(false))
                     {
                         throw;
                     }
@@ -83,37 +82,7 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
         }
     }
 
-    public bool IsConnected(RedisKey key, CommandFlags flags = CommandFlags.None) => Inner.IsConnected(key, flags);
-
-    public int Database => database;
-
-#pragma warning disable SER308 // the interface's own blocking members, passed through as the client implements them
-    public bool TryWait(Task task) => Inner.TryWait(task);
-
-    public void Wait(Task task) => Inner.Wait(task);
-
-    public T Wait<T>(Task<T> task) => Inner.Wait(task);
-
-    public void WaitAll(params Task[] tasks) => Inner.WaitAll(tasks);
-#pragma warning restore SER308
-
-    private IDatabase Inner => owner.ActiveRoute.Multiplexer.GetDatabase(database, asyncState);
-
-    ITransactionAsync IDatabaseAsync.CreateTransaction(object? asyncState) => throw NotInATransaction();
-
-    IAsyncEnumerable<RedisValue> IDatabaseAsync.VectorSetRangeEnumerateAsync(RedisKey key, RedisValue start, RedisValue end, long count, Exclude exclude, CommandFlags flags) => throw NotInATransaction();
-
-    IAsyncEnumerable<HashEntry> IDatabaseAsync.HashScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
-
-    IAsyncEnumerable<RedisValue> IDatabaseAsync.HashScanNoValuesAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
-
-    IAsyncEnumerable<RedisValue> IDatabaseAsync.SetScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
-
-    IAsyncEnumerable<SortedSetEntry> IDatabaseAsync.SortedSetScanAsync(RedisKey key, RedisValue pattern, int pageSize, long cursor, int pageOffset, CommandFlags flags) => throw NotInATransaction();
-
-    private static NotSupportedException NotInATransaction() => new("Scans and nested transactions cannot be part of a transaction.");
-
-    private ITransaction Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(database).CreateTransaction(asyncState);
+    private ITransaction Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(Database).CreateTransaction(AsyncState);
 
     // Queues every recorded command on a transaction; their tasks complete the caller's once the attempt counts.
     private Task[] Apply(ITransaction transaction, bool complete)

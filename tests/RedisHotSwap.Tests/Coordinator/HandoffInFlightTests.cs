@@ -20,7 +20,9 @@ public sealed class HandoffInFlightTests(ITestOutputHelper output)
         var received = new ConcurrentDictionary<long, bool>();
         await consumer.Multiplexer.GetSubscriber().SubscribeAsync(RedisChannel.Literal("news"), (_, message) => received[(long)message] = true);
         using var stop = new CancellationTokenSource();
-        long pushed = 0, popped = 0, transactions = 0, scripts = 0, published = 0;
+        long pushed = 0, popped = 0, transactions = 0, scripts = 0, published = 0, batches = 0;
+        Assert.Same(producer.Multiplexer, db.CreateBatch().Multiplexer); // the same object everywhere
+        Assert.Same(producer.Multiplexer, db.CreateTransaction().Multiplexer);
 
         async Task Loop(Func<Task> body)
         {
@@ -66,6 +68,15 @@ public sealed class HandoffInFlightTests(ITestOutputHelper output)
             }),
             Loop(async () =>
             {
+                var batch = db.CreateBatch();
+                var a = batch.StringIncrementAsync("batch:a");
+                var b = batch.StringIncrementAsync("batch:b");
+                batch.Execute();
+                await Task.WhenAll(a, b);
+                Interlocked.Increment(ref batches);
+            }),
+            Loop(async () =>
+            {
                 await db.ScriptEvaluateAsync("return redis.call('INCR', KEYS[1])", ["script:counter"]);
                 Interlocked.Increment(ref scripts);
             }),
@@ -85,7 +96,7 @@ public sealed class HandoffInFlightTests(ITestOutputHelper output)
         await Task.WhenAll(loops);
 
         var lostDuringFence = Enumerable.Range(1, (int)settled).Count(n => !received.ContainsKey(n));
-        output.WriteLine($"pushed {pushed}, popped {popped}, transactions {transactions}, scripts {scripts}, published {published}, lost before the handoff settled {lostDuringFence}");
+        output.WriteLine($"pushed {pushed}, popped {popped}, transactions {transactions}, batches {batches}, scripts {scripts}, published {published}, lost before the handoff settled {lostDuringFence}");
         Assert.True(errors.IsEmpty, string.Join("\n", errors.Select(e => e.Message).Distinct()));
         await Eventually.TrueAsync(
             () => Task.FromResult(Enumerable.Range((int)settled + 1, (int)(Interlocked.Read(ref published) - settled)).All(n => received.ContainsKey(n))),
@@ -93,6 +104,8 @@ public sealed class HandoffInFlightTests(ITestOutputHelper output)
         Assert.Equal(transactions, (long)await migration.TargetDb.StringGetAsync("tx:a"));
         Assert.Equal(transactions, (long)await migration.TargetDb.StringGetAsync("tx:b"));
         Assert.Equal(scripts, (long)await migration.TargetDb.StringGetAsync("script:counter"));
+        Assert.Equal(batches, (long)await migration.TargetDb.StringGetAsync("batch:a"));
+        Assert.Equal(batches, (long)await migration.TargetDb.StringGetAsync("batch:b"));
         Assert.Equal(pushed, popped + await migration.TargetDb.ListLengthAsync("queue"));
     }
 }
