@@ -134,4 +134,24 @@ public sealed class HandleFollowsSwitchTests
         app.Configuration.Reload();
         Assert.Equal(RedisSide.Target, (await back).To);
     }
+
+    [Fact]
+    public async Task CommandsQueuedWhileSourceIsDown_AreSentOnTargetWhenTrafficMoves()
+    {
+        await using var migration = await Migration.StartAsync();
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:DrainTimeout"] = "00:00:01";
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+        var db = app.Multiplexer.GetDatabase();
+
+        var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        app.Multiplexer.ConnectionFailed += (_, _) => failed.TrySetResult();
+        await migration.Source.DisposeAsync(); // SOURCE dies; the client says so, and keeps new commands in its backlog
+        await failed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var queued = Enumerable.Range(0, 20).Select(i => db.StringSetAsync($"queued:{i}", i)).ToArray();
+        app.SetUseTarget(true);
+
+        Assert.All(await Task.WhenAll(queued), Assert.True); // none was lost with the old connection, none surfaced an error
+        Assert.Equal(19, (long)await migration.TargetDb.StringGetAsync("queued:19"));
+    }
 }

@@ -14,6 +14,7 @@ public sealed class ReplayUnitTests
         { new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY You can't write against a read only replica."), true },
         { new RedisServerException(RedisErrorKind.WrongType, CommandFlags.None, "WRONGTYPE Operation against a key holding the wrong kind of value"), false },
         { new RedisTimeoutException(CommandFlags.None, "timeout", CommandStatus.Sent), false },
+        { new RedisTimeoutException(CommandFlags.None, "timeout in the backlog", CommandStatus.WaitingInBacklog), true },
         { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of: READONLY You can't write against a read only replica."), true },
         { new RedisServerException(RedisErrorKind.ExecAbort, CommandFlags.None, "EXECABORT Transaction discarded because of previous errors."), true },
         { new RedisServerException(RedisErrorKind.Unknown, CommandFlags.None, "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"), true },

@@ -20,6 +20,8 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool retiring;
     private volatile bool mayRecover;
     private volatile bool standby;
+    private volatile bool handoffReady;
+    private volatile bool disconnected;
     private readonly Dictionary<System.Net.EndPoint, IServer> servers;
     private bool subscriptionsClosed;
 
@@ -30,6 +32,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         Multiplexer = multiplexer;
         WritableReplica = writableReplica;
         this.standby = standby;
+        WatchConnection();
         servers = multiplexer.GetServers().ToDictionary(server => server.EndPoint);
     }
 
@@ -144,7 +147,27 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     }
 
     /// <summary>Marks the active route as having an armed route behind it (or no longer).</summary>
-    public void SetHandoffReady(bool ready) => mayRecover = ready || retiring;
+    public void SetHandoffReady(bool ready)
+    {
+        handoffReady = ready;
+        mayRecover = ready || retiring || disconnected;
+    }
+
+    // While the connection is down, commands wait in the client's backlog: should traffic move meanwhile, the ones that
+    // never left it are sent on the new side, so they must be issued able to be sent again (decided when they fail).
+    private void WatchConnection()
+    {
+        Multiplexer.ConnectionFailed += (_, _) =>
+        {
+            disconnected = true;
+            mayRecover = true;
+        };
+        Multiplexer.ConnectionRestored += (_, _) =>
+        {
+            disconnected = !Multiplexer.IsConnected;
+            mayRecover = handoffReady || retiring || disconnected;
+        };
+    }
 
     /// <summary>
     /// Readies a standby route to take traffic: its server must now be a primary (a handoff promoted it); the client

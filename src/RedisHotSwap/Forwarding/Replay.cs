@@ -17,6 +17,7 @@ internal static class Replay
     {
         ObjectDisposedException => true,
         RedisConnectionException connection => connection.CommandStatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog,
+        RedisTimeoutException timeout => timeout.Commandstatus is CommandStatus.WaitingToBeSent or CommandStatus.WaitingInBacklog,
         RedisServerException server => server.Kind is RedisErrorKind.NoReplicas || IsDemoted(server),
         _ => false,
     };
