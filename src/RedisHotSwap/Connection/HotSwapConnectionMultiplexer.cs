@@ -94,6 +94,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     /// <summary>The directive epoch under which this instance moved itself to its armed side (its side was demoted); null when it did not.</summary>
     internal long? HandedOffUnder => Interlocked.Read(ref handedOffUnder) is >= 0 and var epoch ? epoch : null;
 
+    /// <summary>Forgets a handoff made under another migration's directive: epochs are numbered per migration.</summary>
+    internal void ForgetHandoff() => Interlocked.Exchange(ref handedOffUnder, -1);
+
     /// <summary>When the last switch swapped traffic; null before the first.</summary>
     internal DateTimeOffset? SwitchedAt => Interlocked.Read(ref switchedAtTicks) is > 0 and var ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
 

@@ -22,8 +22,8 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private readonly HotSwapConnectionMultiplexer multiplexer;
     private readonly Action<Directive?> onDirective;
     private readonly TimeProvider time;
-    private readonly string migrationId;
-    private readonly RedisKey instanceKey;
+    private string migrationId;
+    private RedisKey instanceKey;
     private readonly string instanceId;
     private readonly string application;
     private readonly CancellationTokenSource stopping = new();
@@ -86,24 +86,25 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private async Task RunAsync()
     {
         var token = stopping.Token;
-        var channel = MigrationKeys.DirectiveChannel(migrationId);
-
-        // In the registry, the subscription follows every switch; reaching the server is tried until it works. A
-        // message only wakes this loop, which reads the directive from the servers: what is published on the channel
-        // is never trusted, so a forged or garbled message can neither steer this instance nor clear a directive.
-        multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
-        {
-            if (Directive.Read(message, migrationId, out var problem) is null && problem is not null)
-            {
-                Log.DirectiveIgnored(multiplexer.Logger, migrationId, $"a message on the control channel: {problem}");
-            }
-
-            Wake();
-        });
+        var channel = Listen();
         var listening = false;
 
         while (!token.IsCancellationRequested)
         {
+            // A reload that names another migration is applied here: this instance leaves the old one and takes part
+            // in the new one (its report, its directive, its channel).
+            if (multiplexer.Options.MigrationId is { Length: > 0 } wanted && wanted != migrationId)
+            {
+                await LeaveAsync(channel).ConfigureAwait(false);
+                Log.MigrationJoined(multiplexer.Logger, migrationId, wanted);
+                migrationId = wanted;
+                instanceKey = MigrationKeys.Instance(migrationId, instanceId);
+                channel = Listen();
+                listening = false;
+                multiplexer.ForgetHandoff();
+                onDirective(null);
+            }
+
             try
             {
                 await ReportAsync().ConfigureAwait(false);
@@ -147,6 +148,42 @@ internal sealed class InstanceReporter : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    // In the registry, the subscription follows every switch; reaching the server is tried until it works. A message
+    // only wakes this loop, which reads the directive from the servers: what is published on the channel is never
+    // trusted, so a forged or garbled message can neither steer this instance nor clear a directive.
+    private RedisChannel Listen()
+    {
+        var channel = MigrationKeys.DirectiveChannel(migrationId);
+        var listeningFor = migrationId;
+        multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
+        {
+            if (Directive.Read(message, listeningFor, out var problem) is null && problem is not null)
+            {
+                Log.DirectiveIgnored(multiplexer.Logger, listeningFor, $"a message on the control channel: {problem}");
+            }
+
+            Wake();
+        });
+        return channel;
+    }
+
+    // Leaves a migration: its report and its channel go (best effort: a report left behind expires by itself).
+    private async Task LeaveAsync(RedisChannel channel)
+    {
+        multiplexer.Subscriptions.Remove(channel, handler: null);
+        try
+        {
+            await multiplexer.ReleaseSubscriptionAsync(channel, CommandFlags.None).ConfigureAwait(false);
+            var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
+            await db.KeyDeleteAsync(instanceKey).ConfigureAwait(false);
+            await db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
+        {
+            Log.ReportFailed(multiplexer.Logger, ex.Message);
         }
     }
 

@@ -68,6 +68,9 @@ internal static partial class Log
     [LoggerMessage(20, LogLevel.Information, "A switch asked for from code to {Side} waits: the coordinator's directive ({Reason}) outranks it while it stands.")]
     public static partial void CodeRequestOutranked(ILogger logger, RedisSide side, string reason);
 
-    [LoggerMessage(23, LogLevel.Warning, "RedisHotSwap:MigrationId changed from {Previous} to {Current} while the application runs: this instance keeps reporting as {Previous} until it restarts, and the coordinator's directives for {Previous} no longer decide its side; the configuration does.")]
+    [LoggerMessage(23, LogLevel.Warning, "RedisHotSwap:MigrationId changed from {Previous} to {Current} while the application runs: the coordinator's directives for {Previous} no longer decide this instance's side.")]
     public static partial void MigrationIdChanged(ILogger logger, string previous, string current);
+
+    [LoggerMessage(24, LogLevel.Information, "This instance left migration {Previous} and takes part in {Current}: it reports and follows directives under the new id.")]
+    public static partial void MigrationJoined(ILogger logger, string previous, string current);
 }

@@ -138,7 +138,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     public void SetDirective(Directive? value)
     {
         var previous = Volatile.Read(ref directive);
-        if (value is not null && previous is not null && value.Epoch < previous.Epoch)
+        if (value is not null && previous is not null && value.Epoch < previous.Epoch && value.MigrationId == previous.MigrationId)
         {
             // A replay, or a stale copy: never a step back. Logged once per directive refused.
             if (Interlocked.Exchange(ref refusedEpoch, value.Epoch) != value.Epoch)

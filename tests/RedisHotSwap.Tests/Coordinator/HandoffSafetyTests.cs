@@ -1,3 +1,4 @@
+using RedisHotSwap.Coordinator;
 using RedisHotSwap.Protocol;
 using RedisHotSwap.Testing;
 using RedisHotSwap.Tests.Infrastructure;
@@ -154,6 +155,50 @@ public sealed class HandoffSafetyTests
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
         (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate");
         Assert.True(exit == 2, output); // a finished migration does not start again
+    }
+
+    [Fact]
+    public async Task MigratingBack_AfterAFinishedMigrationAndARewrittenConfiguration_SurfacesNothing()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: "forth"));
+        await using var load = new WriteLoad(app.Multiplexer.GetDatabase(), "back", writers: 4);
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, "forth", "migrate", "--expect-instances", "1");
+        Assert.True(exit == 0, output);
+        (exit, output) = await CoordinatorCli.RunAsync(migration, "forth", "finish");
+        Assert.True(exit == 0, output);
+
+        // A later deploy names the new server as SOURCE, the old one as TARGET, and a new migration: the directive of
+        // 'forth' (use TARGET) must not send the instance to the old server; the rewritten MigrationId is logged.
+        var moved = app.NextSwitch();
+        app.Configuration["RedisHotSwap:Source"] = migration.Target.ConfigurationString;
+        app.Configuration["RedisHotSwap:Target"] = migration.Source.ConfigurationString;
+        app.Configuration["RedisHotSwap:MigrationId"] = "back";
+        app.Configuration.Reload();
+        Assert.Equal(RedisSide.Source, (await moved).To); // the same server as before, now called SOURCE
+        await WaitForLogAsync(app, "MigrationId changed from forth to back");
+        await load.MoreAsync(500);
+
+        // And back: a handoff from the new server to the old one, under the same load; the instance takes part in 'back'.
+        await using var coordinator = await MigrationCoordinator.ConnectAsync(new CoordinatorOptions
+        {
+            Source = migration.Target.ConfigurationString,
+            Target = migration.Source.ConfigurationString,
+            MigrationId = "back",
+            ExpectedInstances = 1,
+            AllowTargetData = true,
+            PollInterval = TimeSpan.FromMilliseconds(50),
+            InstancesTimeout = TimeSpan.FromSeconds(30),
+            SyncTimeout = TimeSpan.FromSeconds(30),
+        });
+        await coordinator.MigrateAsync();
+        await load.MoreAsync(500);
+        await load.StopAsync();
+
+        Assert.Empty(load.Errors);
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide); // TARGET of 'back': the old server, the primary again
+        Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
     }
 
     private static Task WaitForLogAsync(HotSwapApp app, string text) =>
