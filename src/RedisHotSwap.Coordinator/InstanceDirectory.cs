@@ -21,11 +21,12 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
             return [];
         }
 
-        var keys = ids.Select(id => MigrationKeys.Instance(migrationId, id)).ToArray();
+        var keys = ids.SelectMany(id => new[] { MigrationKeys.Instance(migrationId, id, RedisSide.Source), MigrationKeys.Instance(migrationId, id, RedisSide.Target) }).ToArray();
         var onSource = await source.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
         var onTarget = await target.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
         return ids
-            .Select((_, i) => new[] { InstanceReport.FromJson(onSource[i]), InstanceReport.FromJson(onTarget[i]) }
+            .Select((_, i) => new[] { onSource[2 * i], onSource[(2 * i) + 1], onTarget[2 * i], onTarget[(2 * i) + 1] }
+                .Select(json => InstanceReport.FromJson(json))
                 .OfType<InstanceReport>()
                 .MaxBy(r => r.Sequence))
             .OfType<InstanceReport>()

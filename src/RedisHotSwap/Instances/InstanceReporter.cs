@@ -23,7 +23,6 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private readonly Action<Directive?> onDirective;
     private readonly TimeProvider time;
     private string migrationId;
-    private RedisKey instanceKey;
     private readonly string instanceId;
     private readonly string application;
     private readonly CancellationTokenSource stopping = new();
@@ -39,7 +38,6 @@ internal sealed class InstanceReporter : IAsyncDisposable
         this.onDirective = onDirective;
         this.time = time;
         instanceId = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}"[..^24];
-        instanceKey = MigrationKeys.Instance(migrationId, instanceId);
         application = Assembly.GetEntryAssembly()?.GetName().Name ?? "unknown";
         multiplexer.Switched += (_, _) => Wake();
         multiplexer.Drained += Wake;
@@ -56,7 +54,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             // A clean exit leaves no report to expire.
             var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
-            await db.KeyDeleteAsync(instanceKey).ConfigureAwait(false);
+            await db.KeyDeleteAsync([MigrationKeys.Instance(migrationId, instanceId, RedisSide.Source), MigrationKeys.Instance(migrationId, instanceId, RedisSide.Target)]).ConfigureAwait(false);
             await db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
@@ -98,8 +96,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
                 await LeaveAsync(channel).ConfigureAwait(false);
                 Log.MigrationJoined(multiplexer.Logger, migrationId, wanted);
                 migrationId = wanted;
-                instanceKey = MigrationKeys.Instance(migrationId, instanceId);
-                channel = Listen();
+                        channel = Listen();
                 listening = false;
                 multiplexer.ForgetHandoff();
                 onDirective(null);
@@ -178,7 +175,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             await multiplexer.ReleaseSubscriptionAsync(channel, CommandFlags.None).ConfigureAwait(false);
             var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
-            await db.KeyDeleteAsync(instanceKey).ConfigureAwait(false);
+            await db.KeyDeleteAsync([MigrationKeys.Instance(migrationId, instanceId, RedisSide.Source), MigrationKeys.Instance(migrationId, instanceId, RedisSide.Target)]).ConfigureAwait(false);
             await db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
@@ -301,7 +298,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
 
         var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
         var batch = db.CreateBatch();
-        var set = batch.StringSetAsync(instanceKey, report.ToJson(), options.HeartbeatTimeToLive);
+        var set = batch.StringSetAsync(MigrationKeys.Instance(migrationId, instanceId, report.Side), report.ToJson(), options.HeartbeatTimeToLive);
         var add = batch.SetAddAsync(MigrationKeys.Instances(migrationId), instanceId);
         batch.Execute();
         await Task.WhenAll(set, add).ConfigureAwait(false);

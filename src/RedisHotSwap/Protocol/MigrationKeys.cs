@@ -20,8 +20,13 @@ internal static class MigrationKeys
     /// <summary>The set of instance ids that have reported for <paramref name="migrationId"/>.</summary>
     public static RedisKey Instances(string migrationId) => $"{Prefix}{migrationId}:instances";
 
-    /// <summary>One instance's latest report (JSON <see cref="InstanceReport"/>), with a time-to-live.</summary>
-    public static RedisKey Instance(string migrationId, string instanceId) => $"{Prefix}{migrationId}:instance:{instanceId}";
+    /// <summary>
+    /// One instance's latest report (JSON <see cref="InstanceReport"/>, with a time-to-live) as written to the server it
+    /// uses on <paramref name="side"/>. One key per side: the expiry of the copy on the side it left, replicated as a
+    /// deletion, never removes the report it writes now.
+    /// </summary>
+    public static RedisKey Instance(string migrationId, string instanceId, RedisSide side) =>
+        $"{Prefix}{migrationId}:instance:{instanceId}:{(side == RedisSide.Source ? "source" : "target")}";
 
     /// <summary>The coordinator's state of the migration (a hash, see <c>MigrationState</c> in the coordinator).</summary>
     public static RedisKey State(string migrationId) => $"{Prefix}{migrationId}:state";
