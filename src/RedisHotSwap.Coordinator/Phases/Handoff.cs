@@ -44,12 +44,13 @@ public sealed partial class MigrationCoordinator
         var next = await replica.InfoAsync().ConfigureAwait(false);
         var promotedByUs = state.Phase == MigrationPhase.HandingOff && state.HandoffTo == to && !next.IsReplica
             && state.PromotionReplicationId is { } replid && next.PreviousReplicationId == replid;
-        if (promotedByUs && !await HandedOffAsync(primary, replica).ConfigureAwait(false))
+        var handedOff = await HandedOffAsync(primary, replica).ConfigureAwait(false);
+        if (promotedByUs && !handedOff)
         {
             // Resumed between the promotion and the demotion: the old primary is sealed meanwhile. Finish the demotion.
             await DemoteAsync(primary, replica).ConfigureAwait(false);
         }
-        else if (!await HandedOffAsync(primary, replica).ConfigureAwait(false))
+        else if (!handedOff)
         {
             state = await ArmAsync(state, from, to, cancellationToken).ConfigureAwait(false);
             (state, promotedAt) = await FailOverAsync(state, from, to, cancellationToken).ConfigureAwait(false);

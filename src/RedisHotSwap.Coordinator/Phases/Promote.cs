@@ -124,10 +124,7 @@ public sealed partial class MigrationCoordinator
 
         // Verify the fence before the pause ends: SOURCE must now count fewer good replicas than it requires.
         var fenced = await WaitAsync(options.PromotionTimeout, async () =>
-        {
-            var info = await Source.InfoAsync().ConfigureAwait(false);
-            return (info.GoodReplicas < replicas, "SOURCE to notice TARGET has left it (the fence)");
-        }, cancellationToken).ConfigureAwait(false);
+            (await fence.BitesAsync(replicas).ConfigureAwait(false), "SOURCE to notice TARGET has left it (the fence)"), cancellationToken).ConfigureAwait(false);
         if (!fenced)
         {
             throw new MigrationHaltedException("TARGET was promoted, but SOURCE still counts enough replicas to accept writes.",
