@@ -174,6 +174,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             Adopt(route);
             armed = route;
             active.SetHandoffReady(true);
+
+            // Armed means every command still in flight can be sent again: the ones issued before the flag are
+            // answered first, so the instance never reports armed while one of them could still meet the fence.
+            await active.BarrierAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             Log.Armed(Logger, side, route.Endpoint);
         }
         finally
@@ -204,13 +208,22 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     internal async ValueTask<bool> CanResendAsync(Exception exception, HotSwapRoute route)
     {
         // NOREPLICAS: the fence bites, the old primary's successor has left it; the armed side takes traffic only if it is now a primary.
-        if (ReferenceEquals(route, active) && armed is not null
-            && (Replay.IsDemoted(exception) || exception is RedisServerException { Kind: RedisErrorKind.NoReplicas }))
+        if (ReferenceEquals(route, active) && (Replay.IsDemoted(exception) || exception is RedisServerException { Kind: RedisErrorKind.NoReplicas }))
         {
             try
             {
-                await SwitchToAsync(armed?.Side ?? route.Side, $"{route.Side} answered as a replica: it was demoted by the handoff", CancellationToken.None, handoff: true)
-                    .ConfigureAwait(false);
+                if (armed is { } standby)
+                {
+                    await SwitchToAsync(standby.Side, $"{route.Side} answered as a replica: it was demoted by the handoff", CancellationToken.None, handoff: true)
+                        .ConfigureAwait(false);
+                }
+                else
+                {
+                    // A switch under way (the coordinator's directive, say) may have taken the armed route already and
+                    // not yet moved traffic: its outcome decides.
+                    await switchGate.WaitAsync().ConfigureAwait(false);
+                    switchGate.Release();
+                }
             }
             catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
             {

@@ -153,6 +153,14 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         mayRecover = ready || retiring || disconnected;
     }
 
+    /// <summary>
+    /// Returns once every command issued on this route before the call has been answered: a PING to each connected
+    /// server queues behind them on the same ordered connection. Commands issued before <see cref="MayRecover"/>
+    /// turned on cannot be sent again; once this returns, none of them is left to meet a demoted server.
+    /// </summary>
+    public Task BarrierAsync() =>
+        Task.WhenAll(Multiplexer.GetServers().Where(s => s.IsConnected).Select(s => s.PingAsync()));
+
     // While the connection is down, commands wait in the client's backlog: should traffic move meanwhile, the ones that
     // never left it are sent on the new side, so they must be issued able to be sent again (decided when they fail).
     private void WatchConnection()
