@@ -30,6 +30,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private readonly List<Task> retirements = [];
     private volatile HotSwapRoute active;
     private volatile HotSwapRoute? armed;
+    private static int handoffPathPrepared;
+
+    // Completed each time traffic moves: a command a demoted side refused is sent again as soon as that happens, not
+    // once the switch has also logged, measured and told its listeners.
+    private TaskCompletionSource trafficMoved = NewSignal();
     private RedisHotSwapOptions options;
     private long generation;
     private long armedUnder;
@@ -170,7 +175,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
             // The handoff asks the client to learn the server's role again; done once now, that path is compiled and
             // warm before it runs while the application's writes wait.
-            await route.Multiplexer.ConfigureAsync().ConfigureAwait(false);
+            await route.RehearseAsync().ConfigureAwait(false);
             Adopt(route);
             armed = route;
             active.SetHandoffReady(true);
@@ -178,11 +183,43 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             // Armed means every command still in flight can be sent again: the ones issued before the flag are
             // answered first, so the instance never reports armed while one of them could still meet the fence.
             await active.BarrierAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            await PrepareHandoffPathAsync().ConfigureAwait(false);
             Log.Armed(Logger, side, route.Endpoint);
         }
         finally
         {
             switchGate.Release();
+        }
+    }
+
+    // The handoff's path (the demoted answer, the client learning the server's new role, the switch) runs once per
+    // process while the application's writes wait: its first run costs tens of milliseconds in a process that never
+    // ran it (the runtime compiles and loads as it goes). Run here ahead of the pause, as far as it can run without
+    // moving traffic, the first cutover costs what the others do.
+    private async Task PrepareHandoffPathAsync()
+    {
+        if (Interlocked.Exchange(ref handoffPathPrepared, 1) != 0)
+        {
+            return;
+        }
+
+        var started = time.GetTimestamp();
+        // The first exception a process dispatches through an await is slow (the runtime loads its machinery then).
+        try
+        {
+            await ThrowDemotedAsync().ConfigureAwait(false);
+        }
+        catch (RedisServerException ex)
+        {
+            _ = Replay.IsDemoted(ex) && Replay.IsUnsent(ex);
+        }
+
+        Log.HandoffPathPrepared(Logger, time.GetElapsedTime(started).TotalMilliseconds);
+
+        static async Task ThrowDemotedAsync()
+        {
+            await Task.Yield();
+            throw new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY (prepared ahead of a handoff)");
         }
     }
 
@@ -214,8 +251,16 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             {
                 if (armed is { } standby)
                 {
-                    await SwitchToAsync(standby.Side, $"{route.Side} answered as a replica: it was demoted by the handoff", CancellationToken.None, handoff: true)
-                        .ConfigureAwait(false);
+                    var moved = Volatile.Read(ref trafficMoved).Task;
+                    var switching = SwitchToAsync(standby.Side, $"{route.Side} answered as a replica: it was demoted by the handoff", CancellationToken.None, handoff: true);
+                    if (await Task.WhenAny(switching, moved).ConfigureAwait(false) == switching || switching.IsCompleted)
+                    {
+                        await switching.ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        _ = ObserveAsync(switching, route.Side);
+                    }
                 }
                 else
                 {
@@ -263,7 +308,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
 
             var started = time.GetTimestamp();
-            Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
+            if (!handoff)
+            {
+                Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
+            }
+
             var next = await TakeArmedAsync(side, configuration).ConfigureAwait(false);
             var adopted = next is not null; // an armed route was adopted when it was armed
             if (next is null)
@@ -300,6 +349,13 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 }
 
                 active = next;
+                Interlocked.Exchange(ref trafficMoved, NewSignal()).TrySetResult();
+                if (handoff)
+                {
+                    // Logged once traffic has moved: the commands the demoted side refused are already sent again.
+                    Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
+                }
+
                 Interlocked.Exchange(ref switchedAtTicks, time.GetUtcNow().UtcTicks);
                 var count = Interlocked.Increment(ref generation);
 
@@ -511,6 +567,21 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             {
                 Log.SubscribeFailed(Logger, channel.ToString(), route.Side, ex.Message);
             }
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // A handoff's switch whose waiting command went on once traffic moved: its failure is still logged.
+    private async Task ObserveAsync(Task<bool> switching, RedisSide from)
+    {
+        try
+        {
+            await switching.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
+        {
+            Log.HandoffFailed(Logger, from, ex.Message);
         }
     }
 

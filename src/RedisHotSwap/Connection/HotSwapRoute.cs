@@ -188,16 +188,27 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             return;
         }
 
-        // The client learned the role when it connected: make it ask again (one handshake, which also tells whether
-        // the server is a primary now), or it refuses every write.
-        await Multiplexer.ConfigureAsync().ConfigureAwait(false);
-        var servers = Multiplexer.GetServers().Where(s => s.IsConnected).ToArray();
-        if (servers.Length == 0 || servers.All(s => s.IsReplica))
+        if (!await AnswersAsPrimaryAsync().ConfigureAwait(false))
         {
             throw new RedisHotSwapException($"{Side} ({Endpoint}) is still a replica (or not connected); traffic stays where it is until it is promoted.");
         }
 
         standby = false;
+    }
+
+    /// <summary>
+    /// Runs what <see cref="ActivateAsync"/> runs, ahead of the handoff and without taking traffic: the client asks the
+    /// server's role again. Its first run in a process is slow; the handoff's is then not.
+    /// </summary>
+    public Task RehearseAsync() => AnswersAsPrimaryAsync();
+
+    // The client learned the role when it connected: make it ask again (one handshake, which also tells whether the
+    // server is a primary now), or it refuses every write.
+    private async Task<bool> AnswersAsPrimaryAsync()
+    {
+        await Multiplexer.ConfigureAsync().ConfigureAwait(false);
+        var connected = Multiplexer.GetServers().Where(s => s.IsConnected).ToArray();
+        return connected.Length > 0 && !connected.All(s => s.IsReplica);
     }
 
     /// <summary>

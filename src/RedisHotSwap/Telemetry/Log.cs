@@ -73,4 +73,7 @@ internal static partial class Log
 
     [LoggerMessage(24, LogLevel.Information, "This instance left migration {Previous} and takes part in {Current}: it reports and follows directives under the new id.")]
     public static partial void MigrationJoined(ILogger logger, string previous, string current);
+
+    [LoggerMessage(25, LogLevel.Debug, "Compiled the handoff's code path ahead of the pause in {Milliseconds:0.0} ms.")]
+    public static partial void HandoffPathPrepared(ILogger logger, double milliseconds);
 }
