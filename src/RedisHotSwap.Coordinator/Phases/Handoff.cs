@@ -249,7 +249,26 @@ public sealed partial class MigrationCoordinator
                 return outcome;
             }
 
-            await replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+            try
+            {
+                await replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+            {
+                // The answer may be lost, not the command: the replica may be a primary now. Only its own word that it
+                // is still a replica lets the seal go; when it cannot be asked, the old primary stays sealed.
+                switch (await IsPrimaryAsync(replica).ConfigureAwait(false))
+                {
+                    case false:
+                        throw;
+                    case null:
+                        fence.Fail(ex.Message);
+                        fence.PromotedAt = time.GetUtcNow();
+                        outcome = Promotion.PromotedNotDemoted;
+                        return outcome;
+                }
+            }
+
             fence.PromotedAt = time.GetUtcNow();
             outcome = Promotion.PromotedNotDemoted;
 
@@ -284,6 +303,19 @@ public sealed partial class MigrationCoordinator
                 // A replica refuses writes by its role: the seal is no longer needed.
                 await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false);
             }
+        }
+    }
+
+    // What the server answers, now, of its role: true for a primary, false for a replica, null when it cannot be asked.
+    private static async Task<bool?> IsPrimaryAsync(RedisNode node)
+    {
+        try
+        {
+            return !(await node.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            return null;
         }
     }
 
