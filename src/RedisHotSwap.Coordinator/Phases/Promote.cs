@@ -109,7 +109,7 @@ public sealed partial class MigrationCoordinator
         {
             failure = await CatchUpAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex) when (ex is not MigrationHaltedException)
         {
             await UndoFenceAsync(state).ConfigureAwait(false);
             throw;
@@ -170,7 +170,25 @@ public sealed partial class MigrationCoordinator
                 "Run 'promote' again, or 'abort'.");
         }
 
-        await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+        try
+        {
+            await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            // The answer may be lost, not the command: only TARGET's own word that it is still a replica lets the
+            // fence be undone; while it cannot be asked, SOURCE stays fenced.
+            switch (await IsPrimaryAsync(Target).ConfigureAwait(false))
+            {
+                case false:
+                    throw;
+                case null:
+                    throw new MigrationHaltedException($"TARGET may have been promoted (its answer to REPLICAOF NO ONE was lost: {ex.Message}) and cannot be asked now.",
+                        "SOURCE stays fenced: it refuses writes once TARGET has left it; its writes stay paused until the pause times out.",
+                        "Check TARGET (INFO replication), then run 'promote' again.");
+            }
+        }
+
         return null;
     }
 
