@@ -15,7 +15,7 @@ public sealed class PreflightRefusedException(IReadOnlyList<string> problems)
 }
 
 /// <summary>A phase stopped (a timeout, a safety check); the text says what state is left and how to continue. Exit code 1.</summary>
-public sealed class MigrationHaltedException(string problem, string stateLeft, string howToContinue)
+public class MigrationHaltedException(string problem, string stateLeft, string howToContinue)
     : Exception($"{problem} {stateLeft} {howToContinue}")
 {
     /// <summary>What stopped the phase.</summary>
@@ -27,3 +27,7 @@ public sealed class MigrationHaltedException(string problem, string stateLeft, s
     /// <summary>What to run next.</summary>
     public string HowToContinue { get; } = howToContinue;
 }
+
+/// <summary>A promotion whose outcome is not known (its answer lost, the server not answering since): the fence stays.</summary>
+internal sealed class PromotionUncertainException(string problem, string stateLeft, string howToContinue)
+    : MigrationHaltedException(problem, stateLeft, howToContinue);

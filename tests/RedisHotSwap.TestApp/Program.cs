@@ -10,6 +10,12 @@ using Microsoft.Extensions.DependencyInjection;
 using RedisHotSwap.Testing;
 using StackExchange.Redis;
 
+// Or, with the arguments "coordinator STEP": the coordinator killed after a given server command (KilledCoordinator).
+if (args is ["coordinator", var killAfter])
+{
+    return await KilledCoordinator.RunAsync(killAfter);
+}
+
 // Several loops in one process need threads at once; the pool would add them slowly (see the README's measuring note).
 ThreadPool.SetMinThreads(32, 32);
 var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(args[0]), optional: false, reloadOnChange: true).Build();
@@ -56,3 +62,4 @@ foreach (var error in errors.Select(e => e.Message).Distinct().Take(5))
 {
     Console.WriteLine($"error: {error}");
 }
+return 0;

@@ -43,7 +43,8 @@ public sealed partial class MigrationCoordinator
         var promotedAt = time.GetUtcNow();
         var next = await replica.InfoAsync().ConfigureAwait(false);
         var promotedByUs = state.Phase == MigrationPhase.HandingOff && state.HandoffTo == to && !next.IsReplica
-            && state.PromotionReplicationId is { } replid && next.PreviousReplicationId == replid;
+            && state.PromotionReplicationId is { } replid && next.PreviousReplicationId == replid
+            && (state.SuccessorRunId is null || next.RunId == state.SuccessorRunId); // a restarted server may hold less
         var handedOff = await HandedOffAsync(primary, replica).ConfigureAwait(false);
         if (promotedByUs && !handedOff)
         {
@@ -52,14 +53,26 @@ public sealed partial class MigrationCoordinator
         }
         else if (!handedOff)
         {
+            if (state.Phase == MigrationPhase.HandingOff && next.IsReplica && Replicates(next, primary))
+            {
+                // A run stopped behind the fence (killed, say) may have left the old primary paused and sealed. Its
+                // successor is still its replica, so nothing was promoted: lift both before anything is written there.
+                var fence = new Fence(primary);
+                await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+                if (RecordedFenceSettings(state) is { } recorded)
+                {
+                    await fence.RestoreAsync(recorded).ConfigureAwait(false);
+                }
+            }
+
             state = await ArmAsync(state, from, to, cancellationToken).ConfigureAwait(false);
             (state, promotedAt) = await FailOverAsync(state, from, to, cancellationToken).ConfigureAwait(false);
         }
 
         // The seal's settings go back on the demoted side whatever run made the demotion (a replica refuses writes by its role).
-        if (state is { SourceMinReplicas: { } min, FencedMaxLag: { } maxLag })
+        if (RecordedFenceSettings(state) is { } settings)
         {
-            await new Fence(primary).RestoreAsync(new FenceSettings(min, maxLag)).ConfigureAwait(false);
+            await new Fence(primary).RestoreAsync(settings).ConfigureAwait(false);
         }
 
         // The coordinator's own connections learned the roles when they connected: they must ask again, or the
@@ -96,6 +109,10 @@ public sealed partial class MigrationCoordinator
         state = await store.WriteAsync(state with { HandoffLastSwitchMs = Math.Max(0, lastSwitch) }, replica).ConfigureAwait(false);
         return await StatusAsync(HandoffSummary(state)).ConfigureAwait(false);
     }
+
+    /// <summary>The fenced side's settings as the first run behind the fence recorded them; null before it.</summary>
+    private static FenceSettings? RecordedFenceSettings(MigrationState state) =>
+        state is { SourceMinReplicas: { } min, FencedMaxLag: { } maxLag } ? new FenceSettings(min, maxLag) : null;
 
     /// <summary>Whether the primary role already sits with <paramref name="replica"/>'s server and the other side replicates it.</summary>
     private static async Task<bool> HandedOffAsync(RedisNode primary, RedisNode replica)
@@ -186,17 +203,18 @@ public sealed partial class MigrationCoordinator
         }
 
         // The settings the seal changes, recorded before it changes them; a run resumed after a failure keeps the first record.
-        var settings = state is { Phase: MigrationPhase.HandingOff, SourceMinReplicas: { } min, FencedMaxLag: { } maxLag }
-            ? new FenceSettings(min, maxLag)
+        var settings = state.Phase == MigrationPhase.HandingOff && RecordedFenceSettings(state) is { } recorded
+            ? recorded
             : await fence.ReadSettingsAsync().ConfigureAwait(false);
         state = await store.WriteAsync(state.Enter(MigrationPhase.HandingOff, time.GetUtcNow()) with
         {
             PromotionReplicationId = (await primary.InfoAsync().ConfigureAwait(false)).ReplicationId,
+            SuccessorRunId = (await replica.InfoAsync("server").ConfigureAwait(false)).RunId,
             SourceMinReplicas = settings.MinReplicas,
             FencedMaxLag = settings.MaxLag,
         }, primary).ConfigureAwait(false);
 
-        var outcome = await PromoteBehindFenceAsync(fence, settings, primary, replica, cancellationToken).ConfigureAwait(false);
+        var outcome = await PromoteBehindFenceAsync(fence, settings, primary, replica, state.SuccessorRunId!, cancellationToken).ConfigureAwait(false);
         if (outcome == Promotion.NotPromoted)
         {
             throw await HaltAsync(state, primary, fence.Problem!,
@@ -226,7 +244,7 @@ public sealed partial class MigrationCoordinator
     // Behind the pause, in as few round trips as the checks allow. Whatever happens, the pause is lifted before it
     // returns: after the settings are put back when nothing was promoted, and with the seal kept when the old
     // primary is still a primary beside the promoted one.
-    private async Task<Promotion> PromoteBehindFenceAsync(Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, CancellationToken cancellationToken)
+    private async Task<Promotion> PromoteBehindFenceAsync(Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, string successor, CancellationToken cancellationToken)
     {
         var outcome = Promotion.NotPromoted;
         var sealedOff = false;
@@ -249,24 +267,40 @@ public sealed partial class MigrationCoordinator
                 return outcome;
             }
 
+            var promote = replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE");
+            var answered = replica.InfoAsync("server"); // pipelined: the server that answered (not one restarted since)
+            Exception? lost = null;
             try
             {
-                await replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+                await promote.ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
             {
-                // The answer may be lost, not the command: the replica may be a primary now. Only its own word that it
-                // is still a replica lets the seal go; when it cannot be asked, the old primary stays sealed.
-                switch (await IsPrimaryAsync(replica).ConfigureAwait(false))
-                {
-                    case false:
-                        throw;
-                    case null:
-                        fence.Fail(ex.Message);
-                        fence.PromotedAt = time.GetUtcNow();
-                        outcome = Promotion.PromotedNotDemoted;
-                        return outcome;
-                }
+                lost = ex;
+            }
+
+            // The answer may be lost, not the command (the replica may be a primary now); and a server restarted
+            // since the catch-up may answer as a primary with less data. Only the same server, a primary now, is
+            // promoted; only its own word that it is still a replica, or another server's, lets the seal go.
+            var (isPrimary, runId) = await SuccessorAsync(replica, answered).ConfigureAwait(false);
+            if (runId is not null && runId != successor)
+            {
+                fence.Fail($"{replica.Name} restarted during the handoff (another run id): it may hold less than {primary.Name}, which stays the primary.");
+                return outcome;
+            }
+
+            if (lost is not null && isPrimary == false)
+            {
+                fence.Fail(lost.Message);
+                return outcome;
+            }
+
+            if (lost is not null || isPrimary != true || runId is null)
+            {
+                fence.Fail(lost?.Message ?? $"{replica.Name} could not be asked whether it is the primary now.");
+                fence.PromotedAt = time.GetUtcNow();
+                outcome = Promotion.PromotedNotDemoted; // the seal stays: the old primary takes no write the new one may lack
+                return outcome;
             }
 
             fence.PromotedAt = time.GetUtcNow();
@@ -306,16 +340,28 @@ public sealed partial class MigrationCoordinator
         }
     }
 
-    // What the server answers, now, of its role: true for a primary, false for a replica, null when it cannot be asked.
-    private static async Task<bool?> IsPrimaryAsync(RedisNode node)
+    // What the successor answers of its role (true for a primary) and its run id, each null when it cannot be asked.
+    private static async Task<(bool? IsPrimary, string? RunId)> SuccessorAsync(RedisNode node, Task<ServerInfo> server)
     {
+        string? runId = null;
         try
         {
-            return !(await node.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
+            runId = (await server.ConfigureAwait(false)).RunId;
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
-            return null;
+            // asked again below
+        }
+
+        try
+        {
+            var replication = node.InfoAsync("replication");
+            runId ??= (await node.InfoAsync("server").ConfigureAwait(false)).RunId;
+            return (!(await replication.ConfigureAwait(false)).IsReplica, runId);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            return (null, runId);
         }
     }
 

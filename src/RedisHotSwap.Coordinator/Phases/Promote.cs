@@ -109,7 +109,7 @@ public sealed partial class MigrationCoordinator
         {
             failure = await CatchUpAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not MigrationHaltedException)
+        catch (Exception ex) when (ex is not PromotionUncertainException)
         {
             await UndoFenceAsync(state).ConfigureAwait(false);
             throw;
@@ -178,12 +178,12 @@ public sealed partial class MigrationCoordinator
         {
             // The answer may be lost, not the command: only TARGET's own word that it is still a replica lets the
             // fence be undone; while it cannot be asked, SOURCE stays fenced.
-            switch (await IsPrimaryAsync(Target).ConfigureAwait(false))
+            switch ((await SuccessorAsync(Target, Target.InfoAsync("server")).ConfigureAwait(false)).IsPrimary)
             {
                 case false:
                     throw;
                 case null:
-                    throw new MigrationHaltedException($"TARGET may have been promoted (its answer to REPLICAOF NO ONE was lost: {ex.Message}) and cannot be asked now.",
+                    throw new PromotionUncertainException($"TARGET may have been promoted (its answer to REPLICAOF NO ONE was lost: {ex.Message}) and cannot be asked now.",
                         "SOURCE stays fenced: it refuses writes once TARGET has left it; its writes stay paused until the pause times out.",
                         "Check TARGET (INFO replication), then run 'promote' again.");
             }

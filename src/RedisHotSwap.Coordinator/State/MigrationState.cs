@@ -24,6 +24,12 @@ internal sealed record MigrationState
     /// <summary>SOURCE's replication id when promotion began: TARGET keeps it as master_replid2 once this migration promotes it.</summary>
     public string? PromotionReplicationId { get; init; }
 
+    /// <summary>
+    /// The run id of the server being promoted, read before the fence: a server restarted since (with older data,
+    /// perhaps, and answering as a primary) is never taken for the one that was promoted.
+    /// </summary>
+    public string? SuccessorRunId { get; init; }
+
     /// <summary>The fenced side's min-replicas-to-write before the fence raised it, to put back.</summary>
     public string? SourceMinReplicas { get; init; }
 
@@ -64,6 +70,7 @@ internal sealed record MigrationState
             new("window-sync-full", WindowFullSyncs),
             new("halted", Halted ?? string.Empty),
             new("promotion-replid", PromotionReplicationId ?? string.Empty),
+            new("successor-run-id", SuccessorRunId ?? string.Empty),
             new("source-min-replicas", SourceMinReplicas ?? string.Empty),
             new("fenced-max-lag", FencedMaxLag ?? string.Empty),
             new("cutover", Cutover?.ToString() ?? string.Empty),
@@ -97,6 +104,7 @@ internal sealed record MigrationState
             WindowFullSyncs = long.TryParse(fields.GetValueOrDefault("window-sync-full"), CultureInfo.InvariantCulture, out var full) ? full : 0,
             Halted = fields.GetValueOrDefault("halted") is { Length: > 0 } halted ? halted : null,
             PromotionReplicationId = fields.GetValueOrDefault("promotion-replid") is { Length: > 0 } replid ? replid : null,
+            SuccessorRunId = fields.GetValueOrDefault("successor-run-id") is { Length: > 0 } runId ? runId : null,
             SourceMinReplicas = fields.GetValueOrDefault("source-min-replicas") is { Length: > 0 } min ? min : null,
             FencedMaxLag = fields.GetValueOrDefault("fenced-max-lag") is { Length: > 0 } lag ? lag : null,
             Cutover = Enum.TryParse<CutoverMode>(fields.GetValueOrDefault("cutover"), out var cutover) ? cutover : null,

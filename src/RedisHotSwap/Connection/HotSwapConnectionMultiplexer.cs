@@ -177,12 +177,23 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             // warm before it runs while the application's writes wait.
             await route.RehearseAsync().ConfigureAwait(false);
             Adopt(route);
-            armed = route;
             active.SetHandoffReady(true);
 
             // Armed means every command still in flight can be sent again: the ones issued before the flag are
-            // answered first, so the instance never reports armed while one of them could still meet the fence.
-            await active.BarrierAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            // answered first, and only then is the instance seen (and reported) armed, so none of them can still meet
+            // the fence. A connection blocked longer than the bound (a long BLPOP) leaves the instance unarmed.
+            try
+            {
+                await active.BarrierAsync().WaitAsync(Options.DrainTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                active.SetHandoffReady(false);
+                await route.DisposeAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+                throw;
+            }
+
+            armed = route;
             await PrepareHandoffPathAsync().ConfigureAwait(false);
             Log.Armed(Logger, side, route.Endpoint);
         }
