@@ -37,6 +37,13 @@ public sealed partial class MigrationCoordinator
                 "Nothing was promoted and no instance was directed anywhere.",
                 "Run 'abort' to put every instance back on SOURCE, then start a new migration.").ConfigureAwait(false);
         }
+        else if (!await new Fence(Source).SecureAsync().ConfigureAwait(false))
+        {
+            // Resumed after the promotion: the fence the first run set (and may not have persisted) is made sure of.
+            throw new MigrationHaltedException("TARGET was promoted, but SOURCE still counts enough replicas to accept writes.",
+                "TARGET is a primary; SOURCE may take writes from a client still on it.",
+                "Check SOURCE's replicas (INFO replication), then run 'promote' again.");
+        }
 
         // TARGET is a primary from here on: the state, and the instruction to stay, live on it. Each step below is
         // idempotent, so a coordinator killed anywhere after the promotion finishes the job when run again.
@@ -125,20 +132,11 @@ public sealed partial class MigrationCoordinator
         // Verify the fence before the pause ends: SOURCE must now count fewer good replicas than it requires.
         var fenced = await WaitAsync(options.PromotionTimeout, async () =>
             (await fence.BitesAsync(replicas).ConfigureAwait(false), "SOURCE to notice TARGET has left it (the fence)"), cancellationToken).ConfigureAwait(false);
-        if (!fenced)
+        if (!fenced || !await fence.SecureAsync().ConfigureAwait(false))
         {
             throw new MigrationHaltedException("TARGET was promoted, but SOURCE still counts enough replicas to accept writes.",
                 "SOURCE's writes stay paused until the pause times out; TARGET is a primary.",
                 "Check SOURCE's replicas (INFO replication), then run 'promote' again.");
-        }
-
-        try
-        {
-            await Source.ExecuteAsync("CONFIG", "REWRITE").ConfigureAwait(false); // so that a restart of SOURCE keeps refusing writes
-        }
-        catch (StackExchange.Redis.RedisServerException)
-        {
-            // No configuration file to rewrite (started with arguments only): the fence lasts until SOURCE restarts.
         }
 
         return state;

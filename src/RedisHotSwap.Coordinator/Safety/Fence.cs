@@ -99,6 +99,32 @@ internal sealed class Fence(RedisNode fenced)
         return setting == required.ToString(CultureInfo.InvariantCulture) && info.GoodReplicas < required;
     }
 
+    /// <summary>
+    /// After a promotion: makes the fenced side refuse every write for good, on every path that records one (first
+    /// run or resumed): it requires one replica more than it counts now (never fewer than it required), read back, and
+    /// persisted in its configuration file where it has one. False when the setting does not bite.
+    /// </summary>
+    public async Task<bool> SecureAsync()
+    {
+        var maxLag = await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) ?? "10";
+        await KeepReplicaCheckOnAsync(new FenceSettings("0", maxLag)).ConfigureAwait(false);
+        var current = int.TryParse(await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false), CultureInfo.InvariantCulture, out var n) ? n : 0;
+        var required = Math.Max(current, (await fenced.InfoAsync("replication").ConfigureAwait(false)).ConnectedReplicas + 1);
+        if (required != current)
+        {
+            await fenced.ConfigSetAuditedAsync(MinReplicas, required.ToString(CultureInfo.InvariantCulture),
+                "the promoted side's predecessor refuses every write for good").ConfigureAwait(false);
+        }
+
+        if (!await BitesAsync(required).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        await fenced.RewriteConfigAsync("so that a restart keeps the old primary refusing writes").ConfigureAwait(false);
+        return true;
+    }
+
     /// <summary>Holds every write on the fenced side for at most <paramref name="bound"/> (reads pass); returns its replication offset once held.</summary>
     public async Task<long> PauseAsync(TimeSpan bound)
     {
