@@ -44,7 +44,10 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00", ErrorMessage = "must be between 1 ms and 10 minutes.")]
     public TimeSpan PromotionTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Told of every command that changes a server (<c>CONFIG SET</c>, <c>REPLICAOF</c>, <c>FAILOVER</c>, ...) with its reason; secrets masked.</summary>
+    /// <summary>
+    /// Told of every command that changes a server (<c>CONFIG SET</c>, <c>REPLICAOF</c>, <c>CLIENT PAUSE</c>, ...), one line
+    /// each: its time (ISO-8601, UTC) first, then the server, the command and its reason; secrets masked.
+    /// </summary>
     public Action<string>? Audit { get; set; }
 
     /// <summary>How the cutover moves the instances.</summary>

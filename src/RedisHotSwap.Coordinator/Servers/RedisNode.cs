@@ -1,5 +1,6 @@
 using System.Net;
 using RedisHotSwap.Configuration;
+using RedisHotSwap.Protocol;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Coordinator.Servers;
@@ -68,6 +69,7 @@ internal sealed class RedisNode : IAsyncDisposable
         var admin = options.Clone();
         admin.AllowAdmin = true;
         admin.AbortOnConnectFail = true;
+        admin.ClientName = ClientNames.Coordinator; // told apart from the applications' clients before a promotion
         try
         {
             var connection = await ConnectionMultiplexer.ConnectAsync(admin).WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -84,6 +86,9 @@ internal sealed class RedisNode : IAsyncDisposable
 
     /// <summary>Told of every command that changes this server, with the reason (secrets masked): the audit trail.</summary>
     internal Action<string>? Audit { get; set; }
+
+    /// <summary>Asked before every change to this server; throws when the coordinator may no longer change it (its lease is lost).</summary>
+    internal Action? Guard { get; set; }
 
     /// <summary>Reads <c>INFO</c> (all sections).</summary>
     public async Task<ServerInfo> InfoAsync() =>
@@ -115,13 +120,10 @@ internal sealed class RedisNode : IAsyncDisposable
         return pairs.Length == 0 ? null : pairs[0].Value;
     }
 
-    internal Task ConfigSetAsync(string key, string value) => Server.ConfigSetAsync(key, value);
-
-    internal Task<RedisResult> ExecuteAsync(string command, params object[] args) => Server.ExecuteAsync(command, args);
-
     /// <summary><c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown.</summary>
     internal async Task ConfigSetAuditedAsync(string key, string value, string reason)
     {
+        Guard?.Invoke();
         await Server.ConfigSetAsync(key, value).ConfigureAwait(false);
         var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
         Audit?.Invoke($"{Name}: CONFIG SET {key} {shown} ({reason})");
@@ -130,6 +132,7 @@ internal sealed class RedisNode : IAsyncDisposable
     /// <summary>A command that changes the server, recorded in the audit trail with its reason.</summary>
     internal async Task<RedisResult> ExecuteAuditedAsync(string reason, string command, params object[] args)
     {
+        Guard?.Invoke();
         var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
         Audit?.Invoke($"{Name}: {command} {string.Join(' ', args)} ({reason})");
         return result;

@@ -31,6 +31,9 @@ internal static class MigrationKeys
     /// <summary>The coordinator's state of the migration (a hash, see <c>MigrationState</c> in the coordinator).</summary>
     public static RedisKey State(string migrationId) => $"{Prefix}{migrationId}:state";
 
+    /// <summary>Which coordinator runs the migration now (JSON: a random token, host, pid, verb, since; a time-to-live, renewed while it runs).</summary>
+    public static RedisKey Lease(string migrationId) => $"{Prefix}{migrationId}:lease";
+
     /// <summary>A counter the coordinator increments for every directive it issues (<see cref="Protocol.Directive.Epoch"/>).</summary>
     public static RedisKey Epoch(string migrationId) => $"{Prefix}{migrationId}:epoch";
 
