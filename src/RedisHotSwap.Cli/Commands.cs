@@ -20,6 +20,8 @@ internal static class Commands
 
     private static readonly Setting PollInterval = Setting.Of("--poll-interval", "How often servers and instances are read while waiting.", TimeSpan.FromMilliseconds(250), (o, v) => o.PollInterval = v, hidden: true);
     private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
+    private static readonly Setting AllowUnknownClients = Setting.Of(
+        "--allow-unknown-clients", "Promote although SOURCE has clients that are neither registered instances, replicas nor a coordinator (or CLIENT LIST is refused); their writes fail there afterwards.", false, (o, v) => o.AllowUnknownClients = v);
     private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);
     private static readonly Setting SyncTimeout = Setting.Of("--sync-timeout", "Longest initial sync.", TimeSpan.FromMinutes(30), (o, v) => o.SyncTimeout = v);
     private static readonly Setting InstancesTimeout = Setting.Of("--instances-timeout", "Longest wait for every instance to move.", TimeSpan.FromMinutes(30), (o, v) => o.InstancesTimeout = v);
@@ -59,11 +61,11 @@ internal static class Commands
         Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", "cutover --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout], async run => await run.Coordinator.CutoverAsync(run.Cancellation)),
         Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
-            [ExpectInstances, InstancesTimeout, PromotionTimeout], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
+            [ExpectInstances, InstancesTimeout, PromotionTimeout, AllowUnknownClients], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
         Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", "migrate --migration orders-2026-11 --expect-instances 12",
-            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause], Migrate, [DryRun]),
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients], Migrate, [DryRun]),
         Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", "rollback --migration orders-2026-11 --expect-instances 12",
-            [ExpectInstances, InstancesTimeout, MaxLag, MaxPause], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
+            [ExpectInstances, InstancesTimeout, MaxLag, MaxPause, AllowUnknownClients], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
             [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
         Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",

@@ -50,6 +50,14 @@ public sealed class CoordinatorOptions
     /// </summary>
     public Action<string>? Audit { get; set; }
 
+    /// <summary>
+    /// Lets a promotion (or a handoff) go ahead while the side giving up the primary role has clients that are neither
+    /// registered instances, replicas nor a coordinator (<c>CLIENT LIST</c>), or while their list cannot be read; their
+    /// writes fail there afterwards.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>: the promotion stops, naming each such client.</value>
+    public bool AllowUnknownClients { get; set; }
+
     /// <summary>How the cutover moves the instances.</summary>
     /// <value>The default value is <see cref="CutoverMode.Auto"/>: a handoff when both servers support it.</value>
     public CutoverMode Cutover { get; set; } = CutoverMode.Auto;

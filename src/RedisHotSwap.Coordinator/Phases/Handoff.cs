@@ -186,6 +186,8 @@ public sealed partial class MigrationCoordinator
                 "Run the same command again once every instance is armed and the lag is small ('status').").ConfigureAwait(false);
         }
 
+        await RefuseUnknownClientsAsync(state, primary).ConfigureAwait(false);
+
         // The settings the seal changes, recorded before it changes them; a run resumed after a failure keeps the first record.
         var settings = state is { Phase: MigrationPhase.HandingOff, SourceMinReplicas: { } min, FencedMaxLag: { } maxLag }
             ? new FenceSettings(min, maxLag)

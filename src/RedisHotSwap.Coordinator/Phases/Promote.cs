@@ -83,6 +83,8 @@ public sealed partial class MigrationCoordinator
             throw await HaltAsync(state, Source, problem, "Nothing was promoted.", "Run 'abort', then start a new migration.").ConfigureAwait(false);
         }
 
+        await RefuseUnknownClientsAsync(state, Source).ConfigureAwait(false);
+
         // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to
         // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
         await IssueDirectiveAsync(Source, RedisSide.Target, "TARGET is being promoted").ConfigureAwait(false);

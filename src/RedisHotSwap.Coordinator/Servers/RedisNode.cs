@@ -114,6 +114,9 @@ internal sealed class RedisNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads <c>CLIENT LIST</c>: every connection of the server, one line each.</summary>
+    internal async Task<string> ClientListAsync() => (string)(await Server.ExecuteAsync("CLIENT", "LIST").ConfigureAwait(false))!;
+
     internal async Task<string?> ConfigGetAsync(string key)
     {
         var pairs = await Server.ConfigGetAsync(key).ConfigureAwait(false);
