@@ -74,7 +74,10 @@ internal static class Commands
             [ExpectInstances], Status, [Watch]),
     };
 
-    /// <summary>Parses and runs; a command line that does not parse is one line per problem and exit code 2.</summary>
+    /// <summary>
+    /// Parses and runs; a command line that does not parse is one line (its first problem, and the remedy) and exit
+    /// code 2. No value from the command line is repeated in it: any could be a password.
+    /// </summary>
     public static async Task<int> InvokeAsync(string[] args)
     {
         var parse = Build().Parse(args);
@@ -84,12 +87,37 @@ internal static class Commands
         }
 
         var verb = parse.CommandResult.Command is RootCommand ? string.Empty : $" {parse.CommandResult.Command.Name}";
-        foreach (var error in parse.Errors)
+        var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0]; // the misspelling, not its consequence
+        var line = $"{Unechoed(error.Message, args)} Run 'redis-hotswap{verb} --help' for the options and an example.";
+        if (args.Contains("--json"))
         {
-            Console.Error.WriteLine($"{error.Message} Run 'redis-hotswap{verb} --help' for the options and an example.");
+            new JsonOutput().Refused([line]); // a script reads one event, with its time, like every other refusal
+        }
+        else
+        {
+            Console.Error.WriteLine(line);
         }
 
         return Runner.Refused;
+    }
+
+    /// <summary>
+    /// A parse error with every quoted argument masked except option names and a verb-like first word, which are what
+    /// an operator misspells; a value (a configuration string, a password given in the wrong place) is never shown.
+    /// </summary>
+    internal static string Unechoed(string message, IReadOnlyList<string> args)
+    {
+        foreach (var arg in args.Distinct().Where(a => a.Length > 0).OrderByDescending(a => a.Length))
+        {
+            var shown = (arg.StartsWith("--", StringComparison.Ordinal) && !arg.Contains('=', StringComparison.Ordinal) && arg.Length <= 40)
+                || (arg == args[0] && System.Text.RegularExpressions.Regex.IsMatch(arg, "^[a-z][a-z-]{0,30}$"));
+            if (!shown)
+            {
+                message = message.Replace($"'{arg}'", "(a value, not shown)", StringComparison.Ordinal);
+            }
+        }
+
+        return message.Replace(Environment.NewLine, " ", StringComparison.Ordinal);
     }
 
     private static async Task Migrate(VerbRun run)

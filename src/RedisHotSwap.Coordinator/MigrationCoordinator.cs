@@ -75,6 +75,10 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     {
         await using var hold = (await HoldLeaseAsync("migrate").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase == MigrationPhase.New)
+        {
+            await CheckAsync().ConfigureAwait(false); // a refusal is then the only line printed
+        }
         var mode = await ChooseCutoverAsync(state).ConfigureAwait(false);
         if (mode == CutoverMode.Window)
         {

@@ -51,6 +51,11 @@ internal sealed class RedisNode : IAsyncDisposable
     /// <exception cref="PreflightRefusedException">The server is unreachable or refuses the credentials.</exception>
     public static async Task<RedisNode> ConnectAsync(string name, string configuration, CancellationToken cancellationToken)
     {
+        if (configuration.Contains("://", StringComparison.Ordinal))
+        {
+            throw new PreflightRefusedException($"{name} is given as a URI ({Redaction.Redact(configuration)}); give it as a StackExchange.Redis configuration string, 'host:port,password=...'.");
+        }
+
         ConfigurationOptions options;
         try
         {
@@ -69,6 +74,7 @@ internal sealed class RedisNode : IAsyncDisposable
         var admin = options.Clone();
         admin.AllowAdmin = true;
         admin.AbortOnConnectFail = true;
+        admin.ConnectRetry = 1; // a refusal (credentials, TLS) is said once, within connectTimeout, not after every retry
         admin.ClientName = ClientNames.Coordinator; // told apart from the applications' clients before a promotion
         try
         {
@@ -78,7 +84,9 @@ internal sealed class RedisNode : IAsyncDisposable
         catch (RedisConnectionException ex)
         {
             var auth = ex.Message.Contains("AUTH", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase);
-            throw new PreflightRefusedException(auth
+            throw new PreflightRefusedException(options.Ssl && !ex.Message.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase)
+                ? $"{name} ({Redaction.Redact(configuration)}) did not complete a TLS handshake (ssl=true); check that the server serves TLS on that port, or remove ssl=true for a plain one."
+                : auth
                 ? $"{name} ({Redaction.Redact(configuration)}) rejected the credentials; check the password (and user) in its configuration string."
                 : $"{name} ({Redaction.Redact(configuration)}) is unreachable; check that it runs and that host and port are right.");
         }

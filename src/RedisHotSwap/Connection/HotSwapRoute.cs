@@ -372,7 +372,9 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             // One line: the client's message is several sentences and, with detail on, repeats the configuration.
             var reason = Redaction.Scrub(ex.Message, configuration).Split('\n', 2)[0].Trim();
             throw new RedisHotSwapException(
-                $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
+                options.Ssl
+                    ? $"{side} ({Redaction.Endpoints(configuration)}) did not answer over TLS ({reason}); check that it serves TLS on that port (or remove ssl=true), that it is running and that the credentials are right."
+                    : $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
         }
     }
 }

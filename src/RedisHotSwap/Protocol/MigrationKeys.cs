@@ -14,6 +14,12 @@ internal static class MigrationKeys
     /// <summary>The protocol version written into every message.</summary>
     public const int Version = 2;
 
+    /// <summary>What a migration id may be: 1 to 64 letters, digits, '.', '_' or '-' (it is part of every key name).</summary>
+    public const string IdPattern = "^[A-Za-z0-9._-]{1,64}$";
+
+    /// <summary>Why an id that does not match <see cref="IdPattern"/> is refused, and what to do.</summary>
+    public const string IdRule = "must be 1 to 64 letters, digits, '.', '_' or '-'; choose a shorter, plainer id.";
+
     /// <summary>What every key and channel name starts with.</summary>
     public const string Prefix = "__redis-hotswap:";
 
