@@ -20,6 +20,8 @@ internal static class Commands
 
     private static readonly Setting PollInterval = Setting.Of("--poll-interval", "How often servers and instances are read while waiting.", TimeSpan.FromMilliseconds(250), (o, v) => o.PollInterval = v, hidden: true);
     private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
+    private static readonly Setting AllowUnknownClients = Setting.Of(
+        "--allow-unknown-clients", "Promote although SOURCE has clients that are neither registered instances, replicas nor a coordinator (or CLIENT LIST is refused); their writes fail there afterwards.", false, (o, v) => o.AllowUnknownClients = v);
     private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);
     private static readonly Setting SyncTimeout = Setting.Of("--sync-timeout", "Longest initial sync.", TimeSpan.FromMinutes(30), (o, v) => o.SyncTimeout = v);
     private static readonly Setting InstancesTimeout = Setting.Of("--instances-timeout", "Longest wait for every instance to move.", TimeSpan.FromMinutes(30), (o, v) => o.InstancesTimeout = v);
@@ -59,11 +61,11 @@ internal static class Commands
         Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", "cutover --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout], async run => await run.Coordinator.CutoverAsync(run.Cancellation)),
         Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
-            [ExpectInstances, InstancesTimeout, PromotionTimeout], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
+            [ExpectInstances, InstancesTimeout, PromotionTimeout, AllowUnknownClients], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
         Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", "migrate --migration orders-2026-11 --expect-instances 12",
-            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause], Migrate, [DryRun]),
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients], Migrate, [DryRun]),
         Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", "rollback --migration orders-2026-11 --expect-instances 12",
-            [ExpectInstances, InstancesTimeout, MaxLag, MaxPause], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
+            [ExpectInstances, InstancesTimeout, MaxLag, MaxPause, AllowUnknownClients], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
             [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
         Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
@@ -72,7 +74,10 @@ internal static class Commands
             [ExpectInstances], Status, [Watch]),
     };
 
-    /// <summary>Parses and runs; a command line that does not parse is one line per problem and exit code 2.</summary>
+    /// <summary>
+    /// Parses and runs; a command line that does not parse is one line (its first problem, and the remedy) and exit
+    /// code 2. No value from the command line is repeated in it: any could be a password.
+    /// </summary>
     public static async Task<int> InvokeAsync(string[] args)
     {
         var parse = Build().Parse(args);
@@ -82,12 +87,37 @@ internal static class Commands
         }
 
         var verb = parse.CommandResult.Command is RootCommand ? string.Empty : $" {parse.CommandResult.Command.Name}";
-        foreach (var error in parse.Errors)
+        var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0]; // the misspelling, not its consequence
+        var line = $"{Unechoed(error.Message, args)} Run 'redis-hotswap{verb} --help' for the options and an example.";
+        if (args.Contains("--json"))
         {
-            Console.Error.WriteLine($"{error.Message} Run 'redis-hotswap{verb} --help' for the options and an example.");
+            new JsonOutput().Refused([line]); // a script reads one event, with its time, like every other refusal
+        }
+        else
+        {
+            Console.Error.WriteLine(line);
         }
 
         return Runner.Refused;
+    }
+
+    /// <summary>
+    /// A parse error with every quoted argument masked except option names and a verb-like first word, which are what
+    /// an operator misspells; a value (a configuration string, a password given in the wrong place) is never shown.
+    /// </summary>
+    internal static string Unechoed(string message, IReadOnlyList<string> args)
+    {
+        foreach (var arg in args.Distinct().Where(a => a.Length > 0).OrderByDescending(a => a.Length))
+        {
+            var shown = (arg.StartsWith("--", StringComparison.Ordinal) && !arg.Contains('=', StringComparison.Ordinal) && arg.Length <= 40)
+                || (arg == args[0] && System.Text.RegularExpressions.Regex.IsMatch(arg, "^[a-z][a-z-]{0,30}$"));
+            if (!shown)
+            {
+                message = message.Replace($"'{arg}'", "(a value, not shown)", StringComparison.Ordinal);
+            }
+        }
+
+        return message.Replace(Environment.NewLine, " ", StringComparison.Ordinal);
     }
 
     private static async Task Migrate(VerbRun run)

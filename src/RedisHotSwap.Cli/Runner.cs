@@ -44,7 +44,7 @@ internal static class Runner
 
         // Printed off the coordinator's path: an audit line is written while a server's writes may be held.
         var audit = System.Threading.Channels.Channel.CreateUnbounded<string>(new() { SingleReader = true });
-        options.Audit = line => audit.Writer.TryWrite($"{DateTimeOffset.UtcNow:yyyy-MM-dd'T'HH:mm:ss.fff'Z'} {line}");
+        options.Audit = line => audit.Writer.TryWrite(line); // the coordinator puts its time (ISO-8601, UTC) first
         var printing = Task.Run(async () =>
         {
             await foreach (var line in audit.Reader.ReadAllAsync(CancellationToken.None))

@@ -15,6 +15,7 @@ public sealed class CoordinatorOptions
 
     /// <summary>The migration's name; applications set the same value as <c>RedisHotSwap:MigrationId</c>.</summary>
     [Required]
+    [RegularExpression(RedisHotSwap.Protocol.MigrationKeys.IdPattern, ErrorMessage = RedisHotSwap.Protocol.MigrationKeys.IdRule)]
     public string MigrationId { get; set; } = string.Empty;
 
     /// <summary>Lets preflight accept a TARGET that holds data, which <c>REPLICAOF</c> erases.</summary>
@@ -33,10 +34,12 @@ public sealed class CoordinatorOptions
 
     /// <summary>How long the initial sync may take.</summary>
     /// <value>The default value is 30 minutes.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "7.00:00:00", ErrorMessage = "must be between 1 ms and 7 days.")]
     public TimeSpan SyncTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>How long to wait for every instance to move (to TARGET in the cutover, back to SOURCE in an abort).</summary>
     /// <value>The default value is 30 minutes.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "7.00:00:00", ErrorMessage = "must be between 1 ms and 7 days.")]
     public TimeSpan InstancesTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>How long SOURCE's writes stay paused while TARGET consumes the rest of its stream before promotion.</summary>
@@ -44,8 +47,19 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00", ErrorMessage = "must be between 1 ms and 10 minutes.")]
     public TimeSpan PromotionTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Told of every command that changes a server (<c>CONFIG SET</c>, <c>REPLICAOF</c>, <c>FAILOVER</c>, ...) with its reason; secrets masked.</summary>
+    /// <summary>
+    /// Told of every command that changes a server (<c>CONFIG SET</c>, <c>REPLICAOF</c>, <c>CLIENT PAUSE</c>, ...), one line
+    /// each: its time (ISO-8601, UTC) first, then the server, the command and its reason; secrets masked.
+    /// </summary>
     public Action<string>? Audit { get; set; }
+
+    /// <summary>
+    /// Lets a promotion (or a handoff) go ahead while the side giving up the primary role has clients that are neither
+    /// registered instances, replicas nor a coordinator (<c>CLIENT LIST</c>), or while their list cannot be read; their
+    /// writes fail there afterwards.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>: the promotion stops, naming each such client.</value>
+    public bool AllowUnknownClients { get; set; }
 
     /// <summary>How the cutover moves the instances.</summary>
     /// <value>The default value is <see cref="CutoverMode.Auto"/>: a handoff when both servers support it.</value>
@@ -61,5 +75,6 @@ public sealed class CoordinatorOptions
 
     /// <summary>How often the servers and instances are read while waiting.</summary>
     /// <value>The default value is 250 milliseconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00", ErrorMessage = "must be between 10 ms and 1 minute.")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 }

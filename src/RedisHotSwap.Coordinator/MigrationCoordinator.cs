@@ -32,7 +32,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         Source = source;
         Target = target;
         store = new StateStore(source, target, options.MigrationId);
-        source.Audit = target.Audit = options.Audit;
+        source.Audit = target.Audit = options.Audit is { } audit ? line => audit($"{time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture)} {line}") : null;
         instances = new InstanceDirectory(source, target, options.MigrationId);
     }
 
@@ -73,7 +73,12 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     /// </summary>
     public async Task<MigrationStatus> MigrateAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("migrate").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Phase == MigrationPhase.New)
+        {
+            await CheckAsync().ConfigureAwait(false); // a refusal is then the only line printed
+        }
         var mode = await ChooseCutoverAsync(state).ConfigureAwait(false);
         if (mode == CutoverMode.Window)
         {
@@ -98,6 +103,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     /// </summary>
     public async Task<MigrationStatus> FinishAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("finish").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         if (state.Phase is not (MigrationPhase.Promoted or MigrationPhase.RolledBack or MigrationPhase.Finished))
         {
@@ -217,6 +223,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
+        await ReleaseLeaseAsync().ConfigureAwait(false);
         await Source.DisposeAsync().ConfigureAwait(false);
         await Target.DisposeAsync().ConfigureAwait(false);
     }
@@ -233,9 +240,9 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         {
             await store.WriteAsync(state with { Halted = problem }, primary).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        catch (Exception ex) when (ex is RedisException or TimeoutException or MigrationHaltedException)
         {
-            // The halt itself is what matters; the record is a courtesy.
+            // The halt itself is what matters; the record is a courtesy (and not made over another coordinator's).
         }
 
         return new MigrationHaltedException(problem, stateLeft, howToContinue);
@@ -275,6 +282,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     private async Task<Directive> IssueDirectiveAsync(
         RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null)
     {
+        primary.Guard?.Invoke();
         var epoch = await primary.Database.StringIncrementAsync(MigrationKeys.Epoch(options.MigrationId)).ConfigureAwait(false);
         var directive = new Directive(side, reason, time.GetUtcNow(), promoted, MigrationId: options.MigrationId, Epoch: epoch, Arm: arm);
         var json = directive.ToJson();

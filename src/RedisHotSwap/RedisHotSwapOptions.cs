@@ -31,6 +31,7 @@ public sealed class RedisHotSwapOptions
 
     /// <summary>Names the migration this instance takes part in, for the coordinator.</summary>
     /// <value>The default value is <see langword="null"/>.</value>
+    [RegularExpression(Protocol.MigrationKeys.IdPattern, ErrorMessage = Protocol.MigrationKeys.IdRule)]
     public string? MigrationId { get; set; }
 
     /// <summary>How often the feature flag is evaluated again, for flags whose filters change without a configuration reload.</summary>

@@ -12,6 +12,7 @@ public sealed partial class MigrationCoordinator
     /// <returns>How many keys exist only on TARGET (written there during the window; SOURCE does not have them).</returns>
     public async Task<long> AbortAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("abort").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
         if (!target.IsReplica && PromotedByThisMigration(state, target))
@@ -45,11 +46,11 @@ public sealed partial class MigrationCoordinator
         state = await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
         if ((await Target.InfoAsync().ConfigureAwait(false)).IsReplica)
         {
-            await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+            await Target.ExecuteAuditedAsync("abort: detach TARGET", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false);
-        await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
+        await Target.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of SOURCE stays on TARGET").ConfigureAwait(false);
+        await Target.ConfigSetAuditedAsync("masteruser", string.Empty, "no user of SOURCE stays on TARGET").ConfigureAwait(false);
 
         progress?.Report(await StatusAsync(onlyOnTarget == 0
             ? "aborted; TARGET detached"

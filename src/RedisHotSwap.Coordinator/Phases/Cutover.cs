@@ -10,6 +10,7 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     public async Task CutoverAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("cutover").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         if (state.Phase > MigrationPhase.Cutover)
         {
@@ -38,7 +39,7 @@ public sealed partial class MigrationCoordinator
                 Source).ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAsync("replica-read-only", "no").ConfigureAwait(false);
+        await Target.ConfigSetAuditedAsync("replica-read-only", "no", "open the writable window: switched instances write TARGET").ConfigureAwait(false);
 
         string? unsafeWindow = null;
         var moved = await WaitAsync(options.InstancesTimeout, async () =>

@@ -18,6 +18,7 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     public async Task<MigrationStatus> RollbackAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("rollback").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         var handingBack = state is { Cutover: CutoverMode.Handoff, HandoffTo: RedisSide.Source } && state.Phase is MigrationPhase.Arming or MigrationPhase.HandingOff;
         if (state.Cutover != CutoverMode.Handoff || !(state.Phase == MigrationPhase.Promoted || handingBack || state.Phase == MigrationPhase.RolledBack))
@@ -202,6 +203,8 @@ public sealed partial class MigrationCoordinator
                 "Run the same command again once every instance is armed and the lag is small ('status').").ConfigureAwait(false);
         }
 
+        await RefuseUnknownClientsAsync(state, primary).ConfigureAwait(false);
+
         // The settings the seal changes, recorded before it changes them; a run resumed after a failure keeps the first record.
         var settings = state.Phase == MigrationPhase.HandingOff && RecordedFenceSettings(state) is { } recorded
             ? recorded
@@ -248,6 +251,7 @@ public sealed partial class MigrationCoordinator
     {
         var outcome = Promotion.NotPromoted;
         var sealedOff = false;
+        await HoldLeaseThroughAsync(options.MaxPause).ConfigureAwait(false);
         await fence.PrepareSealAsync(settings).ConfigureAwait(false); // nothing behind the pause that can be done before it
         fence.Start();
         try

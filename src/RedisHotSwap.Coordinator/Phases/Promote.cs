@@ -19,6 +19,7 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     public async Task<MigrationStatus> PromoteAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("promote").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         if (state.Phase is < MigrationPhase.Cutover or MigrationPhase.Aborted)
         {
@@ -47,15 +48,15 @@ public sealed partial class MigrationCoordinator
 
         // TARGET is a primary from here on: the state, and the instruction to stay, live on it. Each step below is
         // idempotent, so a coordinator killed anywhere after the promotion finishes the job when run again.
-        await Target.ConfigSetAsync("min-replicas-to-write", "0").ConfigureAwait(false); // a fence from an earlier migration must not bite here
+        await Target.ConfigSetAuditedAsync("min-replicas-to-write", "0", "a fence from an earlier migration must not bite on the new primary").ConfigureAwait(false);
         await Target.Connection.ConfigureAsync().ConfigureAwait(false);
         if (state.Phase != MigrationPhase.Promoted)
         {
             state = await EnterAsync(state, MigrationPhase.Promoted, Target).ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAsync("masterauth", string.Empty).ConfigureAwait(false); // SOURCE's secret has no business on TARGET now
-        await Target.ConfigSetAsync("masteruser", string.Empty).ConfigureAwait(false);
+        await Target.ConfigSetAuditedAsync("masterauth", string.Empty, "SOURCE's secret has no business on TARGET now").ConfigureAwait(false);
+        await Target.ConfigSetAuditedAsync("masteruser", string.Empty, "SOURCE's user has no business on TARGET now").ConfigureAwait(false);
         await UnpauseQuietlyAsync().ConfigureAwait(false);
 
         // SOURCE refuses the SET now, but PUBLISH is no write: instances still listening there hear it at once.
@@ -89,6 +90,8 @@ public sealed partial class MigrationCoordinator
             throw await HaltAsync(state, Source, problem, "Nothing was promoted.", "Run 'abort', then start a new migration.").ConfigureAwait(false);
         }
 
+        await RefuseUnknownClientsAsync(state, Source).ConfigureAwait(false);
+
         // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to
         // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
         await IssueDirectiveAsync(Source, RedisSide.Target, "TARGET is being promoted").ConfigureAwait(false);
@@ -110,6 +113,7 @@ public sealed partial class MigrationCoordinator
         var replicas = await fence.ArmAsync(new FenceSettings(state.SourceMinReplicas!, state.FencedMaxLag!)).ConfigureAwait(false);
 
         var pause = (long)(options.PromotionTimeout + PauseMargin).TotalMilliseconds;
+        await HoldLeaseThroughAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
         await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
         (string Problem, string Left, string Next)? failure;
         try
@@ -170,7 +174,7 @@ public sealed partial class MigrationCoordinator
 
         try
         {
-            await Target.ExecuteAsync("REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+            await Target.ExecuteAuditedAsync("promote: TARGET has consumed SOURCE's whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {

@@ -7,6 +7,7 @@ public sealed partial class MigrationCoordinator
     /// <summary>Makes TARGET a replica of SOURCE and waits until its initial sync is done.</summary>
     public async Task ReplicateAsync(CancellationToken cancellationToken = default)
     {
+        await using var hold = (await HoldLeaseAsync("replicate").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
         if (state.Phase is > MigrationPhase.Replicating and not MigrationPhase.Aborted)
         {
@@ -23,15 +24,15 @@ public sealed partial class MigrationCoordinator
             await Source.Database.KeyDeleteAsync(MigrationKeys.Directive(options.MigrationId)).ConfigureAwait(false);
             if (Source.Options.Password is { Length: > 0 } password)
             {
-                await Target.ConfigSetAsync("masterauth", password).ConfigureAwait(false);
+                await Target.ConfigSetAuditedAsync("masterauth", password, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
             }
 
             if (Source.Options.User is { Length: > 0 } user)
             {
-                await Target.ConfigSetAsync("masteruser", user).ConfigureAwait(false);
+                await Target.ConfigSetAuditedAsync("masteruser", user, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
             }
 
-            await Target.ExecuteAsync("REPLICAOF", Source.Host, Source.Port).ConfigureAwait(false);
+            await Target.ExecuteAuditedAsync("make TARGET a replica of SOURCE", "REPLICAOF", Source.Host, Source.Port).ConfigureAwait(false);
         }
         else if (state.Phase == MigrationPhase.New)
         {

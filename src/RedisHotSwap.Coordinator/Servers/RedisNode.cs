@@ -1,5 +1,6 @@
 using System.Net;
 using RedisHotSwap.Configuration;
+using RedisHotSwap.Protocol;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Coordinator.Servers;
@@ -50,6 +51,11 @@ internal sealed class RedisNode : IAsyncDisposable
     /// <exception cref="PreflightRefusedException">The server is unreachable or refuses the credentials.</exception>
     public static async Task<RedisNode> ConnectAsync(string name, string configuration, CancellationToken cancellationToken)
     {
+        if (configuration.Contains("://", StringComparison.Ordinal))
+        {
+            throw new PreflightRefusedException($"{name} is given as a URI ({Redaction.Redact(configuration)}); give it as a StackExchange.Redis configuration string, 'host:port,password=...'.");
+        }
+
         ConfigurationOptions options;
         try
         {
@@ -68,6 +74,8 @@ internal sealed class RedisNode : IAsyncDisposable
         var admin = options.Clone();
         admin.AllowAdmin = true;
         admin.AbortOnConnectFail = true;
+        admin.ConnectRetry = 1; // a refusal (credentials, TLS) is said once, within connectTimeout, not after every retry
+        admin.ClientName = ClientNames.Coordinator; // told apart from the applications' clients before a promotion
         try
         {
             var connection = await ConnectionMultiplexer.ConnectAsync(admin).WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -76,7 +84,9 @@ internal sealed class RedisNode : IAsyncDisposable
         catch (RedisConnectionException ex)
         {
             var auth = ex.Message.Contains("AUTH", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase);
-            throw new PreflightRefusedException(auth
+            throw new PreflightRefusedException(options.Ssl && !ex.Message.Contains("WRONGPASS", StringComparison.OrdinalIgnoreCase)
+                ? $"{name} ({Redaction.Redact(configuration)}) did not complete a TLS handshake (ssl=true); check that the server serves TLS on that port, or remove ssl=true for a plain one."
+                : auth
                 ? $"{name} ({Redaction.Redact(configuration)}) rejected the credentials; check the password (and user) in its configuration string."
                 : $"{name} ({Redaction.Redact(configuration)}) is unreachable; check that it runs and that host and port are right.");
         }
@@ -84,6 +94,9 @@ internal sealed class RedisNode : IAsyncDisposable
 
     /// <summary>Told of every command that changes this server, with the reason (secrets masked): the audit trail.</summary>
     internal Action<string>? Audit { get; set; }
+
+    /// <summary>Asked before every change to this server; throws when the coordinator may no longer change it (its lease is lost).</summary>
+    internal Action? Guard { get; set; }
 
     /// <summary>Reads <c>INFO</c> (all sections).</summary>
     public async Task<ServerInfo> InfoAsync() =>
@@ -109,19 +122,19 @@ internal sealed class RedisNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads <c>CLIENT LIST</c>: every connection of the server, one line each.</summary>
+    internal async Task<string> ClientListAsync() => (string)(await Server.ExecuteAsync("CLIENT", "LIST").ConfigureAwait(false))!;
+
     internal async Task<string?> ConfigGetAsync(string key)
     {
         var pairs = await Server.ConfigGetAsync(key).ConfigureAwait(false);
         return pairs.Length == 0 ? null : pairs[0].Value;
     }
 
-    internal Task ConfigSetAsync(string key, string value) => Server.ConfigSetAsync(key, value);
-
-    internal Task<RedisResult> ExecuteAsync(string command, params object[] args) => Server.ExecuteAsync(command, args);
-
     /// <summary><c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown.</summary>
     internal async Task ConfigSetAuditedAsync(string key, string value, string reason)
     {
+        Guard?.Invoke();
         await Server.ConfigSetAsync(key, value).ConfigureAwait(false);
         var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
         Audit?.Invoke($"{Name}: CONFIG SET {key} {shown} ({reason})");
@@ -130,6 +143,7 @@ internal sealed class RedisNode : IAsyncDisposable
     /// <summary>A command that changes the server, recorded in the audit trail with its reason.</summary>
     internal async Task<RedisResult> ExecuteAuditedAsync(string reason, string command, params object[] args)
     {
+        Guard?.Invoke();
         var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
         Audit?.Invoke($"{Name}: {command} {string.Join(' ', args)} ({reason})");
         return result;

@@ -1,5 +1,6 @@
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Protocol;
+using StackExchange.Redis;
 
 namespace RedisHotSwap.Coordinator.State;
 
@@ -15,15 +16,29 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
         return new[] { onSource, onTarget }.OfType<MigrationState>().MaxBy(s => s.Revision) ?? new MigrationState();
     }
 
-    /// <summary>Writes to <paramref name="primary"/>, the side whose writes reach the other (or the only primary).</summary>
+    /// <summary>
+    /// Writes to <paramref name="primary"/>, the side whose writes reach the other (or the only primary), only if the
+    /// copy there still has the revision <paramref name="state"/> was read at: a lost race is an error, never an overwrite.
+    /// </summary>
+    /// <exception cref="MigrationHaltedException">Another coordinator wrote the state since it was read.</exception>
     public async Task<MigrationState> WriteAsync(MigrationState state, RedisNode primary)
     {
+        primary.Guard?.Invoke();
         var next = state with { Revision = state.Revision + 1 };
         var key = MigrationKeys.State(migrationId);
         var transaction = primary.Database.CreateTransaction();
+        transaction.AddCondition(state.Revision == 0 ? Condition.KeyNotExists(key) : Condition.HashEqual(key, "revision", state.Revision));
         _ = transaction.KeyDeleteAsync(key);
         _ = transaction.HashSetAsync(key, next.ToHash());
-        await transaction.ExecuteAsync().ConfigureAwait(false);
+        if (!await transaction.ExecuteAsync().ConfigureAwait(false))
+        {
+            var found = await primary.Database.HashGetAsync(key, "revision").ConfigureAwait(false);
+            throw new MigrationHaltedException(
+                $"The migration's state changed under this run: it was read at revision {state.Revision}, {primary.Name} now holds {(found.IsNull ? "none" : found)}; another coordinator wrote it.",
+                "This run wrote nothing more; what it did before stands (see 'status').",
+                "Make sure only one coordinator runs this migration, then run the same command again.");
+        }
+
         return next;
     }
 }

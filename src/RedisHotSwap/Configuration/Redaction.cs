@@ -16,6 +16,12 @@ internal static partial class Redaction
             return "(empty)";
         }
 
+        if (configuration.Contains("://", StringComparison.Ordinal))
+        {
+            // A URI (redis://user:password@host) is no configuration string: its user information is masked whole.
+            return SecretPattern().Replace(UriUserInfo().Replace(configuration, m => m.Groups["scheme"].Value + Mask + "@"), m => m.Groups["key"].Value + "=" + Mask);
+        }
+
         try
         {
             return ConfigurationOptions.Parse(configuration).ToString(includePassword: false);
@@ -29,6 +35,11 @@ internal static partial class Redaction
     /// <summary>Only the servers a configuration string names (<c>host:port,host:port</c>), for short messages; never throws.</summary>
     public static string Endpoints(string? configuration)
     {
+        if (configuration?.Contains("://", StringComparison.Ordinal) == true)
+        {
+            return Redact(configuration);
+        }
+
         try
         {
             var endpoints = ConfigurationOptions.Parse(configuration ?? string.Empty).EndPoints;
@@ -48,17 +59,19 @@ internal static partial class Redaction
             return text;
         }
 
-        foreach (Match match in SecretPattern().Matches(configuration))
+        var secrets = SecretPattern().Matches(configuration).Select(m => m.Groups["value"].Value)
+            .Concat(UriUserInfo().Matches(configuration).Select(m => m.Groups["userinfo"].Value))
+            .Concat(UriUserInfo().Matches(configuration).Select(m => m.Groups["userinfo"].Value.Split(':', 2)[^1]));
+        foreach (var secret in secrets.Where(s => s.Length > 0).OrderByDescending(s => s.Length))
         {
-            var secret = match.Groups["value"].Value;
-            if (secret.Length > 0)
-            {
-                text = text.Replace(secret, Mask, StringComparison.Ordinal);
-            }
+            text = text.Replace(secret, Mask, StringComparison.Ordinal);
         }
 
         return text;
     }
+
+    [GeneratedRegex(@"(?<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?<userinfo>[^@/\s]*)@", RegexOptions.CultureInvariant)]
+    private static partial Regex UriUserInfo();
 
     [GeneratedRegex(@"(?<key>(?:sentinel)?password)\s*=\s*(?<value>[^,]*)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
     private static partial Regex SecretPattern();

@@ -53,6 +53,12 @@ internal sealed class RedisHotSwapOptionsValidator(IServiceProviderIsService? se
             return null;
         }
 
+        if (value.Contains("://", StringComparison.Ordinal))
+        {
+            failures.Add($"RedisHotSwap:{key} is a URI ({Redaction.Redact(value)}); give it as a StackExchange.Redis configuration string, 'host:6379,password=...'.");
+            return null;
+        }
+
         ConfigurationOptions parsed;
         try
         {

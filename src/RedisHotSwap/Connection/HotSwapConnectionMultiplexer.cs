@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Forwarding;
+using RedisHotSwap.Instances;
 using RedisHotSwap.Telemetry;
 using StackExchange.Redis;
 using StackExchange.Redis.Maintenance;
@@ -44,9 +45,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private int disposed;
     private readonly List<IAsyncDisposable> companions = [];
 
-    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, IMeterFactory? meters, ILogger logger, TimeProvider time)
+    private HotSwapConnectionMultiplexer(HotSwapRoute initial, RedisHotSwapOptions options, IMeterFactory? meters, ILogger logger, TimeProvider time, InstanceIdentity identity)
     {
         Owner = this;
+        Identity = identity;
         active = initial;
         this.options = options;
         this.time = time;
@@ -136,13 +138,18 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         IMeterFactory? meters,
         ILoggerFactory loggerFactory,
         TimeProvider time,
+        InstanceIdentity? identity = null,
         CancellationToken cancellationToken = default)
     {
+        identity ??= InstanceIdentity.Create();
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
-        var route = await HotSwapRoute.ConnectAsync(side, options, logger, starting: true, cancellationToken)
+        var route = await HotSwapRoute.ConnectAsync(side, options, logger, identity.ClientName, starting: true, cancellationToken)
             .ConfigureAwait(false);
-        return new HotSwapConnectionMultiplexer(route, options, meters, logger, time);
+        return new HotSwapConnectionMultiplexer(route, options, meters, logger, time, identity);
     }
+
+    /// <summary>Who this instance is: its reports' id, and its connections' name.</summary>
+    internal InstanceIdentity Identity { get; }
 
     /// <summary>Hands over what runs beside the connection (trigger, reporter), to be stopped, last first, before it closes.</summary>
     internal void Attach(IAsyncDisposable companion) => companions.Add(companion);
@@ -169,7 +176,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
 
             await DropArmedAsync().ConfigureAwait(false);
-            var route = await HotSwapRoute.ConnectAsync(side, Options, Logger, starting: false, cancellationToken, standby: true)
+            var route = await HotSwapRoute.ConnectAsync(side, Options, Logger, Identity.ClientName, starting: false, cancellationToken, standby: true)
                 .ConfigureAwait(false);
             await WarmAsync(route).ConfigureAwait(false);
 
@@ -333,7 +340,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                     return false; // nothing armed for that side any more: the demoted answer surfaces
                 }
 
-                next = await HotSwapRoute.ConnectAsync(side, current, Logger, starting: false, cancellationToken)
+                next = await HotSwapRoute.ConnectAsync(side, current, Logger, Identity.ClientName, starting: false, cancellationToken)
                     .ConfigureAwait(false);
             }
 

@@ -67,6 +67,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// <param name="side">The side to connect.</param>
     /// <param name="settings">The options that name the side and say how to connect it.</param>
     /// <param name="logger">Where the connection is logged.</param>
+    /// <param name="clientName">The connection's name (<c>CLIENT SETNAME</c>) unless the application set one itself.</param>
     /// <param name="starting">
     /// True for the application's first connection: with <c>abortConnect=false</c> it is then accepted while the server
     /// is down, and the client connects when the server comes back, as StackExchange.Redis does. A switch always
@@ -81,6 +82,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         RedisSide side,
         RedisHotSwapOptions settings,
         ILogger logger,
+        string clientName,
         bool starting,
         CancellationToken cancellationToken,
         bool standby = false)
@@ -88,6 +90,10 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         var configuration = settings.ConfigurationFor(side);
         var options = ConfigurationOptions.Parse(configuration);
         settings.ConfigureConnection?.Invoke(side, options);
+        if (string.IsNullOrEmpty(options.ClientName) || options.ClientName == options.Defaults.ClientName)
+        {
+            options.ClientName = clientName; // so the coordinator tells this instance from unknown clients
+        }
         var allowWritesToReplica = settings.AllowWritesToReplica;
 
         ConnectionMultiplexer multiplexer;
@@ -377,7 +383,9 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             // One line: the client's message is several sentences and, with detail on, repeats the configuration.
             var reason = Redaction.Scrub(ex.Message, configuration).Split('\n', 2)[0].Trim();
             throw new RedisHotSwapException(
-                $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
+                options.Ssl
+                    ? $"{side} ({Redaction.Endpoints(configuration)}) did not answer over TLS ({reason}); check that it serves TLS on that port (or remove ssl=true), that it is running and that the credentials are right."
+                    : $"{side} ({Redaction.Endpoints(configuration)}) did not answer ({reason}); check that it is running and that the credentials are right, or add abortConnect=false to its configuration to start without it.");
         }
     }
 }

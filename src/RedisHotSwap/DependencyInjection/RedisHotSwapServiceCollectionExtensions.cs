@@ -80,14 +80,16 @@ public static class RedisHotSwapServiceCollectionExtensions
         var side = SwitchTrigger.DecideAsync(options, features).GetAwaiter().GetResult();
         var logger = loggerFactory.CreateLogger("RedisHotSwap");
 
+        var identity = InstanceIdentity.Create();
+
         // Before the first command: an instance that starts after a handoff goes straight to the side directed.
         var standing = string.IsNullOrWhiteSpace(options.MigrationId)
             ? null
-            : InstanceReporter.ReadStandingAsync(options.ConfigurationFor(side), options.MigrationId, logger).GetAwaiter().GetResult();
+            : InstanceReporter.ReadStandingAsync(options.ConfigurationFor(side), options.MigrationId, identity, logger).GetAwaiter().GetResult();
         side = Routing.Decide(new RoutingInputs(standing, null, side, "configuration", MigrationId: options.MigrationId)).Side;
 
         var multiplexer = HotSwapConnectionMultiplexer
-            .ConnectAsync(side, options, meters, loggerFactory, time)
+            .ConnectAsync(side, options, meters, loggerFactory, time, identity)
             .GetAwaiter().GetResult();
         var trigger = new SwitchTrigger(multiplexer, monitor, validator, features, services.GetService<IConfiguration>(), time, multiplexer.Logger);
         multiplexer.Attach(trigger);

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Microsoft.Extensions.Logging;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Connection;
@@ -37,8 +36,8 @@ internal sealed class InstanceReporter : IAsyncDisposable
         this.migrationId = migrationId;
         this.onDirective = onDirective;
         this.time = time;
-        instanceId = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}"[..^24];
-        application = Assembly.GetEntryAssembly()?.GetName().Name ?? "unknown";
+        instanceId = multiplexer.Identity.InstanceId;
+        application = multiplexer.Identity.Application;
         multiplexer.Switched += (_, _) => Wake();
         multiplexer.Drained += Wake;
         loop = Task.Run(RunAsync);
@@ -230,12 +229,13 @@ internal sealed class InstanceReporter : IAsyncDisposable
     /// that starts after a handoff connects straight to the side it must use (its configured side may be a replica
     /// now). Null when there is none, it is not valid, or the server cannot be read (the first heartbeat reads again).
     /// </summary>
-    public static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, ILogger logger)
+    public static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, InstanceIdentity identity, ILogger logger)
     {
         try
         {
             var options = ConfigurationOptions.Parse(configuration);
             options.AbortOnConnectFail = true;
+            options.ClientName = identity.ClientName;
             var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
             RedisValue value;
             try

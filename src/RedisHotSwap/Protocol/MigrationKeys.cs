@@ -14,6 +14,12 @@ internal static class MigrationKeys
     /// <summary>The protocol version written into every message.</summary>
     public const int Version = 2;
 
+    /// <summary>What a migration id may be: 1 to 64 letters, digits, '.', '_' or '-' (it is part of every key name).</summary>
+    public const string IdPattern = "^[A-Za-z0-9._-]{1,64}$";
+
+    /// <summary>Why an id that does not match <see cref="IdPattern"/> is refused, and what to do.</summary>
+    public const string IdRule = "must be 1 to 64 letters, digits, '.', '_' or '-'; choose a shorter, plainer id.";
+
     /// <summary>What every key and channel name starts with.</summary>
     public const string Prefix = "__redis-hotswap:";
 
@@ -30,6 +36,9 @@ internal static class MigrationKeys
 
     /// <summary>The coordinator's state of the migration (a hash, see <c>MigrationState</c> in the coordinator).</summary>
     public static RedisKey State(string migrationId) => $"{Prefix}{migrationId}:state";
+
+    /// <summary>Which coordinator runs the migration now (JSON: a random token, host, pid, verb, since; a time-to-live, renewed while it runs).</summary>
+    public static RedisKey Lease(string migrationId) => $"{Prefix}{migrationId}:lease";
 
     /// <summary>A counter the coordinator increments for every directive it issues (<see cref="Protocol.Directive.Epoch"/>).</summary>
     public static RedisKey Epoch(string migrationId) => $"{Prefix}{migrationId}:epoch";

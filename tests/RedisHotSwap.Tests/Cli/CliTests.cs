@@ -61,6 +61,21 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task ParseError_WithJson_IsOneRefusedEventWithItsTime_AndExitTwo()
+    {
+        await using var migration = await Migration.StartAsync();
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, "json", "status", "--json", "--sorce", $"{migration.Source.Endpoint},password=hunter2");
+
+        Assert.Equal(2, exit);
+        var json = JsonNode.Parse(Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries)))!;
+        Assert.Equal("refused", json["event"]!.GetValue<string>());
+        DateTimeOffset.ParseExact(json["time"]!.GetValue<string>(), "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        Assert.Contains("'--sorce'", json["problems"]![0]!.GetValue<string>());
+        Assert.DoesNotContain("hunter2", output);
+    }
+
+    [Fact]
     public async Task AnyVerb_WithoutMigrationId_NamesTheOptionAndTheVariable()
     {
         await using var migration = await Migration.StartAsync();

@@ -12,6 +12,14 @@ public sealed class CliUnitTests
         Assert.Equal(2, await Commands.InvokeAsync(args));
 
     [Theory]
+    [InlineData("Unrecognized command or argument 'host:1,password=hunter2'.", "Unrecognized command or argument (a value, not shown).", "check", "host:1,password=hunter2")]
+    [InlineData("Unrecognized command or argument '--sorce'.", "Unrecognized command or argument '--sorce'.", "check", "--sorce")]
+    [InlineData("Unrecognized command or argument 'frobnicate'.", "Unrecognized command or argument 'frobnicate'.", "frobnicate")]
+    [InlineData("Cannot parse argument 'hunter2' for option '--expect-instances'.", "Cannot parse argument (a value, not shown) for option '--expect-instances'.", "migrate", "--expect-instances", "hunter2")]
+    public void Unechoed_ShowsOptionNamesAndTheVerb_NeverAValue(string message, string expected, params string[] args) =>
+        Assert.Equal(expected, Commands.Unechoed(message, args));
+
+    [Theory]
     [InlineData(512, "512 B")]
     [InlineData(64 * 1024, "64.0 KiB")]
     [InlineData(5L * 1024 * 1024 * 1024, "5.0 GiB")]

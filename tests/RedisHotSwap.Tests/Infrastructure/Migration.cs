@@ -95,6 +95,8 @@ internal sealed class Migration : IAsyncDisposable
         }
     }
 
+    // The tests' own look at the servers, as an operator's tools: named as a coordinator's connection, so that the
+    // coordinator's check for unknown clients before a promotion sees only the clients a test puts there.
     private static Task<ConnectionMultiplexer> AdminAsync(RedisServerProcess server) =>
-        ConnectionMultiplexer.ConnectAsync($"{server.ConfigurationString},allowAdmin=true");
+        ConnectionMultiplexer.ConnectAsync($"{server.ConfigurationString},allowAdmin=true,name={RedisHotSwap.Protocol.ClientNames.Coordinator}");
 }

@@ -1,0 +1,313 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using RedisHotSwap.Coordinator.Servers;
+using RedisHotSwap.Protocol;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Coordinator.Safety;
+
+/// <summary>
+/// One coordinator at a time per migration: a key (<c>SET NX PX</c>) holding a random token and who holds it, on the
+/// side that is the primary of the migration's data (SOURCE, or TARGET once SOURCE replicates it or refuses writes;
+/// the key replicates, so after a promotion TARGET already has it). Renewed in the background (compare the token and
+/// extend, atomically), released on exit; a killed coordinator's lease expires within <see cref="TimeToLive"/>.
+/// </summary>
+/// <remarks>
+/// The lease has connections of its own: a renewal that waits behind a write pause must never delay the fence's
+/// commands. Before the coordinator pauses writes it extends the lease over the pause (<see cref="HoldThroughAsync"/>),
+/// since a renewal cannot get through a paused server.
+/// </remarks>
+internal sealed class Lease : IAsyncDisposable
+{
+    /// <summary>How long a lease lasts without renewal.</summary>
+    public static readonly TimeSpan TimeToLive = TimeSpan.FromSeconds(5);
+
+    // Extends the lease if it is still ours; takes it again if it expired and nobody took it; 0 if another holds it.
+    private const string RenewScript = """
+        local current = redis.call('GET', KEYS[1])
+        if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if not current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+        return 0
+        """;
+
+    private const string ReleaseScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """;
+
+    private static readonly TimeSpan RenewEvery = TimeToLive / 3;
+
+    private readonly ConnectionMultiplexer[] connections;
+    private readonly string[] names;
+    private readonly RedisKey key;
+    private readonly string value;
+    private readonly string migrationId;
+    private readonly CancellationTokenSource stopping = new();
+    private readonly Task renewing;
+    private int node;
+    private long validUntil;
+    private long holdUntil;
+    private volatile string? lost;
+
+    private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, long validUntil)
+    {
+        this.connections = connections;
+        this.names = names;
+        this.node = node;
+        this.key = key;
+        this.value = value;
+        this.migrationId = migrationId;
+        this.validUntil = validUntil;
+        renewing = Task.Run(RenewLoopAsync);
+    }
+
+    /// <summary>The side the lease is on now (SOURCE or TARGET).</summary>
+    public string HeldOn => names[Volatile.Read(ref node)];
+
+    /// <summary>
+    /// Takes the lease for <paramref name="verb"/>, or refuses naming who holds it. A holder on this machine whose
+    /// process is gone (a killed coordinator) is waited out, at most one <see cref="TimeToLive"/>.
+    /// </summary>
+    /// <exception cref="PreflightRefusedException">Another coordinator holds the lease.</exception>
+    public static async Task<Lease> AcquireAsync(RedisNode source, RedisNode target, string migrationId, string verb, TimeProvider time)
+    {
+        var connections = new ConnectionMultiplexer[2];
+        try
+        {
+            connections[0] = await ConnectAsync(source).ConfigureAwait(false);
+            connections[1] = await ConnectAsync(target).ConfigureAwait(false);
+            var holder = new LeaseHolder(Convert.ToHexString(RandomNumberGenerator.GetBytes(16)), Environment.MachineName, Environment.ProcessId, verb, time.GetUtcNow());
+            var value = holder.ToJson();
+            var key = MigrationKeys.Lease(migrationId);
+            var waitedOut = false;
+            while (true)
+            {
+                // The primary of the migration's data first: SOURCE, unless it replicates TARGET (after a handoff).
+                var sourceIsReplica = (await source.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
+                var order = sourceIsReplica ? new[] { 1, 0 } : [0, 1];
+                var (taken, on, other) = await TryTakeAsync(connections, order, key, value).ConfigureAwait(false);
+                if (taken)
+                {
+                    var names = new[] { source.Name, target.Name };
+                    return new Lease(connections, names, on, key, value, migrationId, Stopwatch.GetTimestamp() + (long)(TimeToLive.TotalSeconds * Stopwatch.Frequency * 0.9));
+                }
+
+                var ttl = await connections[on].GetDatabase().KeyTimeToLiveAsync(key).ConfigureAwait(false) ?? TimeSpan.Zero;
+                if (other is { } held && !waitedOut && held.Abandoned && ttl <= TimeToLive)
+                {
+                    waitedOut = true;
+                    await Task.Delay(ttl + TimeSpan.FromMilliseconds(50), time).ConfigureAwait(false);
+                    continue;
+                }
+
+                throw new PreflightRefusedException(
+                    $"Migration '{migrationId}' is being run by another coordinator: {other?.Describe() ?? "unknown"} (lease on {(on == 0 ? source : target).Name}, {ttl.TotalSeconds:0.0} s left); let it finish or stop it (a stopped coordinator's lease expires within {TimeToLive.TotalSeconds:N0} s), then run this command again.");
+            }
+        }
+        catch
+        {
+            foreach (var connection in connections.OfType<ConnectionMultiplexer>())
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Throws if the lease was lost: the coordinator must not change a server any more.</summary>
+    /// <exception cref="MigrationHaltedException">Another coordinator holds the lease now, or it could not be renewed in time.</exception>
+    public void ThrowIfLost()
+    {
+        if (lost is null && Stopwatch.GetTimestamp() > Volatile.Read(ref validUntil))
+        {
+            lost = $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s";
+        }
+
+        if (lost is { } why)
+        {
+            throw new MigrationHaltedException(
+                $"This coordinator lost the lease on migration '{migrationId}': {why}.",
+                "It stopped before its next change to a server; what it did up to here stands (see 'status').",
+                "Make sure no other coordinator runs this migration, then run the same command again.");
+        }
+    }
+
+    /// <summary>
+    /// Extends the lease over a write pause of at most <paramref name="bound"/> (plus <see cref="TimeToLive"/>): while
+    /// the server holds writes, a renewal waits too.
+    /// </summary>
+    public async Task HoldThroughAsync(TimeSpan bound)
+    {
+        Volatile.Write(ref holdUntil, Stopwatch.GetTimestamp() + (long)(bound.TotalSeconds * Stopwatch.Frequency));
+        await RenewAsync().ConfigureAwait(false);
+        ThrowIfLost();
+    }
+
+    /// <summary>Stops renewing and deletes the key if it is still ours.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await stopping.CancelAsync().ConfigureAwait(false);
+        await renewing.ConfigureAwait(false);
+        foreach (var index in new[] { Volatile.Read(ref node), 1 - Volatile.Read(ref node) })
+        {
+            try
+            {
+                await connections[index].GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [value]).ConfigureAwait(false);
+                break;
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                // A replica or a fenced side refuses the DEL: try the other; else the key expires by itself.
+            }
+        }
+
+        foreach (var connection in connections)
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        stopping.Dispose();
+    }
+
+    private static async Task<ConnectionMultiplexer> ConnectAsync(RedisNode node)
+    {
+        var options = node.Options.Clone();
+        options.ClientName = ClientNames.Coordinator;
+        options.AbortOnConnectFail = true;
+        return await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+    }
+
+    // SET NX on the first side that takes writes; the holder found instead, and on which side, when it is taken.
+    private static async Task<(bool Taken, int On, LeaseHolder? Holder)> TryTakeAsync(ConnectionMultiplexer[] connections, int[] order, RedisKey key, string value)
+    {
+        RedisException? refused = null;
+        foreach (var index in order)
+        {
+            var db = connections[index].GetDatabase();
+            var current = await db.StringGetAsync(key).ConfigureAwait(false);
+            if (!current.IsNull)
+            {
+                return (false, index, LeaseHolder.FromJson(current));
+            }
+
+            try
+            {
+                if (await db.StringSetAsync(key, value, TimeToLive, When.NotExists).ConfigureAwait(false))
+                {
+                    return (true, index, null);
+                }
+
+                return (false, index, LeaseHolder.FromJson(await db.StringGetAsync(key).ConfigureAwait(false)));
+            }
+            catch (RedisException ex) when (IsNotWritable(ex))
+            {
+                refused = ex; // a replica, or a side fenced off: the primary is the other one
+            }
+        }
+
+        throw refused!;
+    }
+
+    // A replica (READONLY, or refused by the client once it knows the role) or a side fenced off (NOREPLICAS).
+    private static bool IsNotWritable(RedisException ex) =>
+        ex is RedisConnectionException
+        || ex.Message.StartsWith("READONLY", StringComparison.Ordinal)
+        || ex.Message.StartsWith("NOREPLICAS", StringComparison.Ordinal);
+
+    private async Task RenewLoopAsync()
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(RenewEvery, stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            await RenewAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task RenewAsync()
+    {
+        var sent = Stopwatch.GetTimestamp();
+        var held = Volatile.Read(ref holdUntil) - sent;
+        var span = TimeToLive + (held > 0 ? Stopwatch.GetElapsedTime(0, held) : TimeSpan.Zero);
+        var ms = ((long)span.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var index = Volatile.Read(ref node);
+            try
+            {
+                var result = (long)await connections[index].GetDatabase().ScriptEvaluateAsync(RenewScript, [key], [value, ms]).ConfigureAwait(false);
+                if (result == 0)
+                {
+                    var other = LeaseHolder.FromJson(await connections[index].GetDatabase().StringGetAsync(key).ConfigureAwait(false));
+                    lost ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
+                    return;
+                }
+
+                Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * Stopwatch.Frequency * 0.9));
+                return;
+            }
+            catch (RedisException ex) when (IsNotWritable(ex))
+            {
+                Volatile.Write(ref node, 1 - index); // the primary role moved: the key replicated there before it did
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                return; // tried again at the next renewal; lost only once it is no longer valid
+            }
+        }
+    }
+}
+
+/// <summary>Who holds a migration's lease: kept as JSON in the lease key (the token makes the value unique).</summary>
+internal sealed record LeaseHolder(string Token, string Host, int ProcessId, string Verb, DateTimeOffset Since)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>A holder on this machine whose process is gone: a coordinator killed before it could release the lease.</summary>
+    public bool Abandoned => string.Equals(Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) && !IsRunning(ProcessId);
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static LeaseHolder? FromJson(RedisValue value)
+    {
+        try
+        {
+            return value.IsNullOrEmpty ? null : JsonSerializer.Deserialize<LeaseHolder>((string)value!, Json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>For an operator: the verb, where it runs and since when.</summary>
+    public string Describe() =>
+        $"'{Verb}' on host {Host}, pid {ProcessId.ToString(CultureInfo.InvariantCulture)}, since {Since.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}";
+
+    private static bool IsRunning(int processId)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(processId);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
