@@ -103,7 +103,7 @@ internal sealed class Lease : IAsyncDisposable
                 }
 
                 throw new PreflightRefusedException(
-                    $"Migration '{migrationId}' is being run by another coordinator: {other?.Describe() ?? "unknown"} (lease on {(on == 0 ? source : target).Name}, {ttl.TotalSeconds:0.0} s left); let it finish or stop it (a stopped coordinator's lease expires within {TimeToLive.TotalSeconds:N0} s), then run this command again.");
+                    $"Migration '{migrationId}' is being run by another coordinator: {other?.Describe() ?? "unknown"} (lease on {(on == 0 ? source : target).Name}, {ttl.TotalSeconds:0.0} s left); let it finish or stop it (a stopped coordinator's lease expires by itself in that time, at most {TimeToLive.TotalSeconds:N0} s outside a write pause), then run this command again.");
             }
         }
         catch
