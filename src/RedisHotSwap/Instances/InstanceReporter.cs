@@ -30,6 +30,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private readonly Task loop;
     private long sequence;
     private string? lastProblem;
+    private int hinted;
 
     public InstanceReporter(HotSwapConnectionMultiplexer multiplexer, string migrationId, Action<Directive?> onDirective, TimeProvider time)
     {
@@ -45,6 +46,9 @@ internal sealed class InstanceReporter : IAsyncDisposable
     }
 
     public string InstanceId => instanceId;
+
+    /// <summary>This instance's part in a copy migration, reported at every heartbeat; null when it takes part in none.</summary>
+    internal Copy.CopyParticipant? Copy { get; set; }
 
     public async ValueTask DisposeAsync()
     {
@@ -66,7 +70,8 @@ internal sealed class InstanceReporter : IAsyncDisposable
         wake.Dispose();
     }
 
-    private void Wake()
+    /// <summary>Reports (and reads the directive) now rather than at the next heartbeat.</summary>
+    public void Wake()
     {
         try
         {
@@ -162,6 +167,9 @@ internal sealed class InstanceReporter : IAsyncDisposable
                 Log.DirectiveIgnored(multiplexer.Logger, listeningFor, $"a message on the control channel: {problem}");
             }
 
+            // A copy migration keeps its directive on TARGET only (SOURCE's data is not touched) and announces it on
+            // SOURCE's channel too: an instance with no connection to TARGET yet goes and reads it there.
+            Interlocked.Exchange(ref hinted, 1);
             Wake();
         });
         return channel;
@@ -192,10 +200,16 @@ internal sealed class InstanceReporter : IAsyncDisposable
     public async Task ReadDirectiveAsync()
     {
         var key = MigrationKeys.Directive(migrationId);
-        var reads = new List<Task<RedisValue>> { ((IConnectionMultiplexer)multiplexer).GetDatabase().StringGetAsync(key) };
+
+        // The active route's own connection, not the application's handle: a copy migration's fence holds those.
+        var reads = new List<Task<RedisValue>> { multiplexer.ActiveRoute.Multiplexer.GetDatabase().StringGetAsync(key) };
         if (multiplexer.ArmedRoute is { } armed)
         {
             reads.Add(ReadQuietlyAsync(armed.Multiplexer.GetDatabase(), key));
+        }
+        else if (Interlocked.Exchange(ref hinted, 0) == 1 && multiplexer.ActiveSide == RedisSide.Source)
+        {
+            reads.Add(ReadOtherSideAsync(key));
         }
 
         Directive? newest = null;
@@ -230,12 +244,24 @@ internal sealed class InstanceReporter : IAsyncDisposable
     /// that starts after a handoff connects straight to the side it must use (its configured side may be a replica
     /// now). Null when there is none, it is not valid, or the server cannot be read (the first heartbeat reads again).
     /// </summary>
-    public static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, ILogger logger)
+    public static async Task<Directive?> ReadStandingAsync(string source, string target, string migrationId, ILogger logger)
+    {
+        // TARGET, which may not run yet, is given a second at most: an instance never waits long for it at start.
+        var read = await Task.WhenAll(ReadStandingAsync(source, migrationId, logger), ReadStandingAsync(target, migrationId, logger, connectTimeoutMs: 1000)).ConfigureAwait(false);
+        return read.OfType<Directive>().MaxBy(d => d.Epoch);
+    }
+
+    private static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, ILogger logger, int? connectTimeoutMs = null)
     {
         try
         {
             var options = ConfigurationOptions.Parse(configuration);
             options.AbortOnConnectFail = true;
+            if (connectTimeoutMs is { } limit)
+            {
+                options.ConnectTimeout = Math.Min(options.ConnectTimeout, limit);
+            }
+
             var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
             RedisValue value;
             try
@@ -259,6 +285,27 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             Log.ReportFailed(logger, Redaction.Scrub(ex.Message, configuration));
             return null;
+        }
+    }
+
+    // TARGET's copy of the directive, read through a connection of its own (the instance has none to TARGET yet).
+    private async Task<RedisValue> ReadOtherSideAsync(RedisKey key)
+    {
+        var configuration = multiplexer.Options.ConfigurationFor(RedisSide.Target);
+        try
+        {
+            var options = ConfigurationOptions.Parse(configuration);
+            options.AbortOnConnectFail = true;
+            var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                return await connection.GetDatabase().StringGetAsync(key).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ArgumentException)
+        {
+            Log.ReportFailed(multiplexer.Logger, Redaction.Scrub(ex.Message, configuration));
+            return RedisValue.Null;
         }
     }
 
@@ -294,9 +341,15 @@ internal sealed class InstanceReporter : IAsyncDisposable
             time.GetUtcNow(),
             multiplexer.IsDraining,
             Armed: multiplexer.ArmedSide,
-            SwitchedAt: multiplexer.SwitchedAt);
+            SwitchedAt: multiplexer.SwitchedAt,
+            Tracking: Copy?.Tracking,
+            Fenced: Copy?.Fenced);
 
-        var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
+        // During a copy migration the report goes to TARGET, through the warm connection: SOURCE's data stays as it
+        // was, and the application's handles (which the fence holds) are not used.
+        var db = report.Tracking is not null && multiplexer.ArmedRoute is { Side: RedisSide.Target } armed
+            ? armed.Multiplexer.GetDatabase()
+            : ((IConnectionMultiplexer)multiplexer).GetDatabase();
         var batch = db.CreateBatch();
         var set = batch.StringSetAsync(MigrationKeys.Instance(migrationId, instanceId, report.Side), report.ToJson(), options.HeartbeatTimeToLive);
         var add = batch.SetAddAsync(MigrationKeys.Instances(migrationId), instanceId);

@@ -73,4 +73,16 @@ internal static partial class Log
 
     [LoggerMessage(24, LogLevel.Information, "This instance left migration {Previous} and takes part in {Current}: it reports and follows directives under the new id.")]
     public static partial void MigrationJoined(ILogger logger, string previous, string current);
+
+    [LoggerMessage(25, LogLevel.Information, "Copy migration {MigrationId}: this instance tracks its writes on SOURCE (directive {Epoch}).")]
+    public static partial void CopyTracking(ILogger logger, string migrationId, long epoch);
+
+    [LoggerMessage(26, LogLevel.Information, "Copy migration {MigrationId}: writes held for the cutover, every earlier write marked (directive {Epoch}).")]
+    public static partial void CopyFenced(ILogger logger, string migrationId, long epoch);
+
+    [LoggerMessage(27, LogLevel.Warning, "Copy migration {MigrationId}: {Problem}; the coordinator tries again.")]
+    public static partial void CopyProblem(ILogger logger, string migrationId, string problem);
+
+    [LoggerMessage(28, LogLevel.Information, "Copy migration {MigrationId}: write tracking stopped ({Reason}).")]
+    public static partial void CopyStopped(ILogger logger, string migrationId, string reason);
 }
