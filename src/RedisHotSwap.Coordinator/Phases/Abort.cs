@@ -13,6 +13,11 @@ public sealed partial class MigrationCoordinator
     public async Task<long> AbortAsync(CancellationToken cancellationToken = default)
     {
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Sync == SyncMode.Copy)
+        {
+            return await AbortCopyAsync(state, cancellationToken).ConfigureAwait(false);
+        }
+
         var target = await Target.InfoAsync().ConfigureAwait(false);
         if (!target.IsReplica && PromotedByThisMigration(state, target))
         {
