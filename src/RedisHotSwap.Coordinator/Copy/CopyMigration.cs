@@ -26,7 +26,7 @@ public sealed partial class MigrationCoordinator
 {
     private const int ScanCount = 1000;
     private const int BatchesInFlight = 4;
-    private const long ConvergedKeys = 1000;
+    private const long ConvergedKeys = 200;
     private const int MaxRounds = 20;
     private const int FenceAttempts = 3;
     private const long TimeToLiveToleranceMs = 1000;
@@ -101,7 +101,7 @@ public sealed partial class MigrationCoordinator
         if (state.Phase == MigrationPhase.New)
         {
             await CheckCopyAsync(state).ConfigureAwait(false);
-            state = await store.WriteAsync(state with { Sync = SyncMode.Copy }, Target).ConfigureAwait(false);
+            state = await store.WriteWholeAsync(state with { Sync = SyncMode.Copy }, Target).ConfigureAwait(false);
         }
 
         var copier = new KeyCopier(Source.Connection, Target.Connection) { BigKeyBytes = options.BigKeyBytes };
@@ -114,7 +114,7 @@ public sealed partial class MigrationCoordinator
         {
             // A coordinator killed under the fence: the instances still hold their writes. Let them go on SOURCE first.
             await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: the fence is lifted (resumed)").ConfigureAwait(false);
-            state = await EnterAsync(state, MigrationPhase.Converging, Target).ConfigureAwait(false);
+            state = await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false);
         }
 
         if (state.Phase == MigrationPhase.New)
@@ -122,7 +122,7 @@ public sealed partial class MigrationCoordinator
             await IssueCopyDirectiveAsync(CopyStage.Track, "copy: track writes").ConfigureAwait(false);
             await WaitForTrackingAsync(state, cancellationToken).ConfigureAwait(false);
             await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: backfill").ConfigureAwait(false);
-            state = await EnterAsync(state, MigrationPhase.Backfilling, Target).ConfigureAwait(false);
+            state = await EnterCopyAsync(state, MigrationPhase.Backfilling).ConfigureAwait(false);
         }
         else
         {
@@ -133,13 +133,19 @@ public sealed partial class MigrationCoordinator
         if (state.Phase == MigrationPhase.Backfilling)
         {
             state = await BackfillAsync(state, copier, cancellationToken).ConfigureAwait(false);
-            state = await EnterAsync(state, MigrationPhase.Converging, Target).ConfigureAwait(false);
+            state = await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false);
         }
 
         for (var attempt = 1; ; attempt++)
         {
             state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
-            var suspects = await VerifyAsync(state, sampleOnly: true, cancellationToken).ConfigureAwait(false);
+            var suspects = await VerifyAsync(cancellationToken).ConfigureAwait(false);
+
+            // What was written while verification ran is copied, and what differed is compared again: the fence then
+            // has only the last few keys to copy and compare.
+            state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
+            suspects = await StillDifferingAsync(suspects).ConfigureAwait(false);
+            state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
             var (fenced, fencedAt, outcome) = await FenceAsync(state, copier, suspects, cancellationToken).ConfigureAwait(false);
             state = fenced;
             if (outcome is null)
@@ -149,12 +155,30 @@ public sealed partial class MigrationCoordinator
 
             if (attempt == FenceAttempts)
             {
-                throw await HaltAsync(state, Target, $"The copy could not be fenced in {FenceAttempts} attempts: {outcome}.",
+                throw await HaltCopyAsync(state, $"The copy could not be fenced in {FenceAttempts} attempts: {outcome}.",
                     "Writes go on on SOURCE; every instance still tracks them.", "Run 'migrate --sync copy' again, or 'abort'.").ConfigureAwait(false);
             }
 
             progress?.Report(await StatusAsync($"fence lifted, trying again: {outcome}").ConfigureAwait(false));
         }
+    }
+
+    private Task<MigrationState> EnterCopyAsync(MigrationState state, MigrationPhase phase) =>
+        store.WriteWholeAsync(state.Enter(phase, time.GetUtcNow()), Target);
+
+    /// <summary>Records why the copy stopped (on TARGET), then throws: the next run (and <c>status</c>) shows it.</summary>
+    private async Task<Exception> HaltCopyAsync(MigrationState state, string problem, string stateLeft, string howToContinue)
+    {
+        try
+        {
+            await store.WriteWholeAsync(state with { Halted = problem }, Target).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // The halt itself is what matters; the record is a courtesy.
+        }
+
+        return new MigrationHaltedException(problem, stateLeft, howToContinue);
     }
 
     private async Task<Directive> IssueCopyDirectiveAsync(CopyStage? stage, string reason, RedisSide side = RedisSide.Source, bool promoted = false) =>
@@ -189,7 +213,7 @@ public sealed partial class MigrationCoordinator
         }, cancellationToken).ConfigureAwait(false);
         if (!tracking)
         {
-            throw await HaltAsync(state, Target, $"Not every instance tracked its writes within {options.InstancesTimeout}.",
+            throw await HaltCopyAsync(state, $"Not every instance tracked its writes within {options.InstancesTimeout}.",
                 "Nothing was copied since; SOURCE is unchanged.", "Check the instances named (they need this version of RedisHotSwap and MigrationId set), then run 'migrate --sync copy' again, or 'abort'.").ConfigureAwait(false);
         }
     }
@@ -224,7 +248,7 @@ public sealed partial class MigrationCoordinator
                     await copy.ConfigureAwait(false);
                     if (next == "done" || clock.Elapsed - lastSaved > TimeSpan.FromSeconds(1))
                     {
-                        state = await store.WriteAsync(state with { CopyCursors = With(state.CopyCursors, database, next) }, Target).ConfigureAwait(false);
+                        state = await store.WriteWholeAsync(state with { CopyCursors = With(state.CopyCursors, database, next) }, Target).ConfigureAwait(false);
                         lastSaved = clock.Elapsed;
                         progress?.Report(await StatusAsync(Rate("backfill", copier, clock.Elapsed, $"database {database}")).ConfigureAwait(false));
                     }
@@ -257,7 +281,7 @@ public sealed partial class MigrationCoordinator
             if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
             {
                 progress?.Report(await StatusAsync("an instance wrote keys it could not name: every key is copied again").ConfigureAwait(false));
-                state = await BackfillAsync(state with { CopyCursors = new Dictionary<int, string>() }, copier, cancellationToken).ConfigureAwait(false);
+                state = await BackfillAsync(state with { CopyCursors = state.CopyCursors.ToDictionary(c => c.Key, _ => "0") }, copier, cancellationToken).ConfigureAwait(false);
             }
 
             var copied = await CopyDirtyAsync(copier, keep: null).ConfigureAwait(false);
@@ -328,9 +352,8 @@ public sealed partial class MigrationCoordinator
     /// Compares SOURCE and TARGET while writes go on: every key of every database (or the first
     /// <see cref="CoordinatorOptions.VerifySample"/>). Returns the keys that differ; the fence compares them again.
     /// </summary>
-    private async Task<List<(int Database, RedisKey Key)>> VerifyAsync(MigrationState state, bool sampleOnly, CancellationToken cancellationToken)
+    private async Task<List<(int Database, RedisKey Key)>> VerifyAsync(CancellationToken cancellationToken)
     {
-        _ = sampleOnly;
         var differing = new List<(int, RedisKey)>();
         long compared = 0;
         var limit = options.VerifySample > 0 ? options.VerifySample : long.MaxValue;
@@ -368,37 +391,80 @@ public sealed partial class MigrationCoordinator
         return differing;
     }
 
+    private async Task<List<(int Database, RedisKey Key)>> StillDifferingAsync(List<(int Database, RedisKey Key)> suspects)
+    {
+        var still = new List<(int, RedisKey)>();
+        foreach (var group in suspects.GroupBy(k => k.Database))
+        {
+            foreach (var chunk in group.Select(k => k.Key).Chunk(ScanCount))
+            {
+                still.AddRange((await CompareAsync(group.Key, chunk).ConfigureAwait(false)).Select(d => (group.Key, d.Key)));
+            }
+        }
+
+        return still;
+    }
+
+    // How long each step under the fence took, for the final report.
+    private string? FenceSteps { get; set; }
+
     // What the verification before the fence found, for the state once the switch is made.
     private string? Verified { get; set; }
 
-    /// <summary>The keys of <paramref name="keys"/> whose type, value digest or time to live (beyond the tolerance) differ, with how.</summary>
+    /// <summary>
+    /// The keys of <paramref name="keys"/> whose type, value digest or time to live (beyond the tolerance) differ, with
+    /// how. Identical <c>DUMP</c> payloads settle a key at once; anything else (another server's format, an encoding the
+    /// type-level copy chose, a real difference) is compared type by type.
+    /// </summary>
     private async Task<List<(RedisKey Key, string How)>> CompareAsync(int database, IReadOnlyCollection<RedisKey> keys)
     {
         var from = Source.Connection.GetDatabase(database);
         var to = Target.Connection.GetDatabase(database);
-        var reads = keys.Select(k => (Key: k, Source: TypedValue.ReadAsync(from, k), Target: TypedValue.ReadAsync(to, k))).ToArray();
-        var differing = new List<(RedisKey, string)>();
-        foreach (var (key, sourceRead, targetRead) in reads)
+        var quick = keys.Select(k => (Key: k, Dumps: DumpAsync(from, k), Target: DumpAsync(to, k))).ToArray();
+        var slow = new List<Task<(RedisKey Key, string? How)>>();
+        foreach (var (key, sourceRead, targetRead) in quick)
         {
             var (a, b) = (await sourceRead.ConfigureAwait(false), await targetRead.ConfigureAwait(false));
-            var how = (a, b) switch
+            if (!(a.Payload is { } payload && b.Payload is { } other && payload.AsSpan().SequenceEqual(other) && CloseEnough(a.TtlMs, b.TtlMs)))
             {
-                (null, null) => null,
-                (null, _) => "on TARGET only",
-                (_, null) => "missing on TARGET",
-                _ when a.Type != b.Type => $"type {a.Type} on SOURCE, {b.Type} on TARGET",
-                _ when a.Digest() != b.Digest() => "values differ",
-                _ when (a.TimeToLiveMs < 0) != (b.TimeToLiveMs < 0) || Math.Abs(a.TimeToLiveMs - b.TimeToLiveMs) > TimeToLiveToleranceMs =>
-                    $"time to live {a.TimeToLiveMs} ms on SOURCE, {b.TimeToLiveMs} ms on TARGET",
-                _ => null,
-            };
-            if (how is not null)
-            {
-                differing.Add((key, how));
+                slow.Add(DifferenceAsync(from, to, key));
             }
         }
 
-        return differing;
+        return [.. (await Task.WhenAll(slow).ConfigureAwait(false)).Where(d => d.How is not null).Select(d => (d.Key, d.How!))];
+    }
+
+    private static async Task<(byte[]? Payload, long TtlMs)> DumpAsync(IDatabase db, RedisKey key)
+    {
+        var dump = db.ExecuteAsync("DUMP", key);
+        var ttl = db.ExecuteAsync("PTTL", key);
+        try
+        {
+            return ((byte[]?)await dump.ConfigureAwait(false), (long)await ttl.ConfigureAwait(false));
+        }
+        catch (RedisServerException)
+        {
+            await ttl.ConfigureAwait(false);
+            return (null, (long)ttl.Result); // a server without DUMP: the type-level comparison decides
+        }
+    }
+
+    private static bool CloseEnough(long a, long b) => (a < 0) == (b < 0) && Math.Abs(a - b) <= TimeToLiveToleranceMs;
+
+    private static async Task<(RedisKey Key, string? How)> DifferenceAsync(IDatabase from, IDatabase to, RedisKey key)
+    {
+        var (readA, readB) = (TypedValue.ReadAsync(from, key), TypedValue.ReadAsync(to, key));
+        var (a, b) = (await readA.ConfigureAwait(false), await readB.ConfigureAwait(false));
+        return (key, (a, b) switch
+        {
+            (null, null) => null,
+            (null, _) => "on TARGET only",
+            (_, null) => "missing on TARGET",
+            _ when a.Type != b.Type => $"type {a.Type} on SOURCE, {b.Type} on TARGET",
+            _ when a.Digest() != b.Digest() => "values differ",
+            _ when !CloseEnough(a.TimeToLiveMs, b.TimeToLiveMs) => $"time to live {a.TimeToLiveMs} ms on SOURCE, {b.TimeToLiveMs} ms on TARGET",
+            _ => null,
+        });
     }
 
     /// <summary>
@@ -409,7 +475,7 @@ public sealed partial class MigrationCoordinator
         MigrationState state, KeyCopier copier, List<(int Database, RedisKey Key)> suspects, CancellationToken cancellationToken)
     {
         await CopyDirtyAsync(copier, keep: null).ConfigureAwait(false);
-        state = await EnterAsync(state, MigrationPhase.Fencing, Target).ConfigureAwait(false);
+        state = await EnterCopyAsync(state, MigrationPhase.Fencing).ConfigureAwait(false);
         var fencedAt = time.GetTimestamp();
         var directive = await IssueCopyDirectiveAsync(CopyStage.Fence, "copy: cutover fence").ConfigureAwait(false);
         string? problem = null;
@@ -435,8 +501,10 @@ public sealed partial class MigrationCoordinator
 
         if (problem is null)
         {
+            var held = time.GetElapsedTime(fencedAt);
             var last = new List<(int Database, RedisKey Key)>();
             await CopyDirtyAsync(copier, last).ConfigureAwait(false);
+            var copied = time.GetElapsedTime(fencedAt);
             if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
             {
                 // Put back for the next attempt's full pass.
@@ -454,13 +522,15 @@ public sealed partial class MigrationCoordinator
 
                 if (differing.Count == 0)
                 {
+                    FenceSteps = string.Create(CultureInfo.InvariantCulture,
+                        $"instances held their writes after {held.TotalMilliseconds:0.0} ms, the last keys were copied at {copied.TotalMilliseconds:0.0} ms and compared at {time.GetElapsedTime(fencedAt).TotalMilliseconds:0.0} ms");
                     Verified = $"{Verified}; under the fence: {last.Count} keys copied last and {suspects.Count} that had differed compared: all equal";
                     return (state, fencedAt, null);
                 }
 
                 var shown = string.Join("; ", differing.Take(5));
                 await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: verification failed").ConfigureAwait(false);
-                throw await HaltAsync(await EnterAsync(state, MigrationPhase.Converging, Target).ConfigureAwait(false), Target,
+                throw await HaltCopyAsync(await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false),
                     $"Verification under the fence found {differing.Count} keys that differ with no write to explain it: {shown}.",
                     "Nothing was switched: writes go on on SOURCE, every instance still tracks them.",
                     "Look for a writer that is not an instance (another client, a script, a cron job), then run 'migrate --sync copy' again, or 'abort'.").ConfigureAwait(false);
@@ -468,7 +538,7 @@ public sealed partial class MigrationCoordinator
         }
 
         await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: the fence is lifted").ConfigureAwait(false);
-        state = await EnterAsync(state, MigrationPhase.Converging, Target).ConfigureAwait(false);
+        state = await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false);
         return (state, fencedAt, problem);
     }
 
@@ -478,25 +548,45 @@ public sealed partial class MigrationCoordinator
         // Recorded before it is issued: from here on, a resumed run only switches (never lifts the fence onto SOURCE).
         if (state.Phase != MigrationPhase.Switching)
         {
-            state = await EnterAsync(state with { CopyVerified = Verified }, MigrationPhase.Switching, Target).ConfigureAwait(false);
+            state = await EnterCopyAsync(state with { CopyVerified = Verified }, MigrationPhase.Switching).ConfigureAwait(false);
         }
 
         await IssueCopyDirectiveAsync(null, "copy: every key is on TARGET", RedisSide.Target, promoted: true).ConfigureAwait(false);
-        var moved = await WaitAsync(options.InstancesTimeout, async () =>
+
+        // Polled fast: every instance holds its writes until it reports TARGET, and this wait is part of the pause.
+        var started = time.GetTimestamp();
+        var moved = false;
+        while (time.GetElapsedTime(started) < options.InstancesTimeout)
         {
-            await AnnounceAsync().ConfigureAwait(false);
-            return await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
-        }, cancellationToken).ConfigureAwait(false);
+            var (done, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
+            if (done)
+            {
+                moved = true;
+                break;
+            }
+
+            if (time.GetElapsedTime(started) > TimeSpan.FromSeconds(1))
+            {
+                await AnnounceAsync().ConfigureAwait(false);
+                progress?.Report(await StatusAsync(waiting).ConfigureAwait(false));
+                await Task.Delay(options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await Task.Delay(FencePoll, time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         if (!moved)
         {
-            throw await HaltAsync(state, Target, $"Not every instance reported TARGET within {options.InstancesTimeout}.",
+            throw await HaltCopyAsync(state, $"Not every instance reported TARGET within {options.InstancesTimeout}.",
                 "The directive to use TARGET stands; instances that have not moved hold their writes.", "Check the instances named, then run 'migrate --sync copy' again.").ConfigureAwait(false);
         }
 
         double? pause = fencedAt is { } at ? time.GetElapsedTime(at).TotalMilliseconds : null;
-        state = await EnterAsync(state with { CopyPauseMs = pause ?? state.CopyPauseMs }, MigrationPhase.Copied, Target).ConfigureAwait(false);
+        state = await EnterCopyAsync(state with { CopyPauseMs = pause ?? state.CopyPauseMs }, MigrationPhase.Copied).ConfigureAwait(false);
         return await StatusAsync(pause is { } ms
-            ? string.Create(CultureInfo.InvariantCulture, $"copied: every instance on TARGET; writes held {ms:0.0} ms (fence to the last instance's report on TARGET); {state.CopyVerified}")
+            ? string.Create(CultureInfo.InvariantCulture, $"copied: every instance on TARGET; writes held {ms:0.0} ms (fence to the last instance's report on TARGET: {FenceSteps}); {state.CopyVerified}")
             : "copied: every instance on TARGET").ConfigureAwait(false);
     }
 
@@ -521,11 +611,11 @@ public sealed partial class MigrationCoordinator
         }, cancellationToken).ConfigureAwait(false);
         if (!back)
         {
-            throw await HaltAsync(state, Target, $"Not every instance stopped tracking within {options.InstancesTimeout}.",
+            throw await HaltCopyAsync(state, $"Not every instance stopped tracking within {options.InstancesTimeout}.",
                 "The directive to use SOURCE stands.", "Check the instances named, then run 'abort' again.").ConfigureAwait(false);
         }
 
-        await EnterAsync(state, MigrationPhase.Aborted, Target).ConfigureAwait(false);
+        await EnterCopyAsync(state, MigrationPhase.Aborted).ConfigureAwait(false);
         progress?.Report(await StatusAsync("aborted: every instance on SOURCE, which was never changed; TARGET keeps the partial copy").ConfigureAwait(false));
         return 0;
     }

@@ -40,6 +40,8 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 
         var from = source.GetDatabase(database);
         var to = target.GetDatabase(database);
+        // Expiry as an absolute time: a relative one would lengthen every key's life by the time the copy takes.
+        var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var ttls = batch.Select(k => from.ExecuteAsync("PTTL", k)).ToArray();
         var sizes = sizeUnknown ? null : batch.Select(k => from.ExecuteAsync("MEMORY", "USAGE", k)).ToArray();
         await Task.WhenAll(ttls).ConfigureAwait(false);
@@ -84,7 +86,7 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
             }
             else
             {
-                writes.Add(RestoreAsync(from, to, key, ttl, dumps[i]!));
+                writes.Add(RestoreAsync(from, to, key, ttl < 0 ? 0 : askedAt + ttl, dumps[i]!));
             }
         }
 
@@ -97,7 +99,7 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         Counters.Deleted();
     }
 
-    private async Task RestoreAsync(IDatabase from, IDatabase to, RedisKey key, long ttl, Task<RedisResult> dumping)
+    private async Task RestoreAsync(IDatabase from, IDatabase to, RedisKey key, long expiresAtMs, Task<RedisResult> dumping)
     {
         var payload = (byte[]?)await dumping.ConfigureAwait(false);
         if (payload is null)
@@ -118,8 +120,13 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         {
             try
             {
-                // PTTL 0 is about to expire; RESTORE reads 0 as "no expiry".
-                await to.ExecuteAsync("RESTORE", key, ttl < 0 ? 0 : Math.Max(ttl, 1), payload, "REPLACE").ConfigureAwait(false);
+                if (expiresAtMs > 0 && expiresAtMs <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+                {
+                    await DeleteAsync(to, key).ConfigureAwait(false); // expired meanwhile (and RESTORE reads 0 as "no expiry")
+                    return;
+                }
+
+                await to.ExecuteAsync("RESTORE", key, expiresAtMs, payload, "REPLACE", "ABSTTL").ConfigureAwait(false);
                 Counters.Restored(payload.Length);
                 return;
             }
@@ -135,31 +142,68 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
     }
 
-    /// <summary>Reads the whole value with its type's commands and writes it in one transaction (delete, write, expiry).</summary>
+    /// <summary>
+    /// Reads the whole value with its type's commands, writes it to a temporary key beside it (same cluster slot) with its
+    /// time to live, and renames that into place: TARGET never shows half a value, and no transaction is needed (the
+    /// client cannot drive Garnet's).
+    /// </summary>
     private async Task CopyByTypeAsync(IDatabase from, IDatabase to, RedisKey key)
     {
         var value = await TypedValue.ReadAsync(from, key).ConfigureAwait(false);
-        var transaction = to.CreateTransaction();
-        _ = transaction.KeyDeleteAsync(key);
-        if (value is not null)
-        {
-            _ = value.Writes(transaction, key).ToArray(); // queued in the transaction; its answer is EXEC's
-
-            if (value.TimeToLiveMs > 0)
-            {
-                _ = transaction.KeyExpireAsync(key, TimeSpan.FromMilliseconds(value.TimeToLiveMs));
-            }
-        }
-
-        await transaction.ExecuteAsync().ConfigureAwait(false);
         if (value is null)
         {
-            Counters.Deleted();
+            await DeleteAsync(to, key).ConfigureAwait(false);
+            return;
         }
-        else
+
+        if (value.Type == RedisType.String)
         {
+            // One command sets value and expiry at once: nothing to stage.
+            // SET ... PX never leaves the key without its expiry; PEXPIREAT right behind it then sets the exact moment
+            // (SET ... PXAT would do both, but Garnet refuses it).
+            if (value.ExpiresAt is { } at)
+            {
+                var left = at - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                {
+                    await DeleteAsync(to, key).ConfigureAwait(false);
+                    return;
+                }
+
+                await Task.WhenAll(to.StringSetAsync(key, value.StringValue, new Expiration(left)), to.KeyExpireAsync(key, at)).ConfigureAwait(false);
+            }
+            else
+            {
+                await to.StringSetAsync(key, value.StringValue).ConfigureAwait(false);
+            }
+
             Counters.Typed();
+            return;
         }
+
+        if (TemporaryKey(key) is not { } temporary)
+        {
+            throw new NotSupportedException($"key '{key}' has braces that leave no temporary key in its cluster slot; rename it, or copy it by hand.");
+        }
+
+        await to.KeyDeleteAsync(temporary).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(value.Writes(to, temporary)).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new NotSupportedException(
+                $"TARGET does not support {value.Type} keys ({ex.Message}), so '{key}' cannot be copied; remove such keys from SOURCE, or choose a TARGET that supports them.", ex);
+        }
+
+        if (value.ExpiresAt is { } expiresAt)
+        {
+            await to.KeyExpireAsync(temporary, expiresAt).ConfigureAwait(false);
+        }
+
+        await to.KeyRenameAsync(temporary, key).ConfigureAwait(false);
+        Counters.Typed();
     }
 
     /// <summary>A big key: read in chunks into a temporary key beside it (same cluster slot), then renamed into place.</summary>
@@ -242,11 +286,11 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
                 return;
         }
 
-        // Read after the chunks: the time they took does not lengthen the key's life.
+        var askedAt = DateTime.UtcNow;
         var ttl = (long)await from.ExecuteAsync("PTTL", key).ConfigureAwait(false);
         if (ttl > 0)
         {
-            await to.KeyExpireAsync(temporary, TimeSpan.FromMilliseconds(ttl)).ConfigureAwait(false);
+            await to.KeyExpireAsync(temporary, askedAt.AddMilliseconds(ttl)).ConfigureAwait(false);
         }
 
         if (ttl != -2 && await to.KeyExistsAsync(temporary).ConfigureAwait(false))

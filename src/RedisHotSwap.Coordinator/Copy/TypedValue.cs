@@ -11,11 +11,18 @@ namespace RedisHotSwap.Coordinator.Copy;
 /// </summary>
 internal sealed class TypedValue
 {
-    private TypedValue(RedisType type, long timeToLiveMs)
+    private TypedValue(RedisType type, long timeToLiveMs, DateTime askedAt)
     {
         Type = type;
         TimeToLiveMs = timeToLiveMs;
+
+        // Taken from when the time to live was asked for: the key never outlives its original on TARGET, however long
+        // the copy takes (at most it expires earlier by the question's round trip).
+        ExpiresAt = timeToLiveMs > 0 ? askedAt.AddMilliseconds(timeToLiveMs) : null;
     }
+
+    /// <summary>When the key expires (UTC, the coordinator's clock); null without an expiry.</summary>
+    public DateTime? ExpiresAt { get; }
 
     public RedisType Type { get; }
 
@@ -23,6 +30,9 @@ internal sealed class TypedValue
     public long TimeToLiveMs { get; }
 
     private RedisValue String { get; init; }
+
+    /// <summary>A string's value (null for other types).</summary>
+    public RedisValue StringValue => String;
 
     private HashEntry[] Hash { get; init; } = [];
 
@@ -36,6 +46,7 @@ internal sealed class TypedValue
     /// <exception cref="NotSupportedException">A type the copy does not know (a module's).</exception>
     public static async Task<TypedValue?> ReadAsync(IDatabase db, RedisKey key)
     {
+        var askedAt = DateTime.UtcNow;
         var typeTask = db.KeyTypeAsync(key);
         var ttlTask = db.ExecuteAsync("PTTL", key);
         var type = await typeTask.ConfigureAwait(false);
@@ -43,12 +54,12 @@ internal sealed class TypedValue
         var value = type switch
         {
             RedisType.None => null,
-            RedisType.String => new TypedValue(type, ttl) { String = await db.StringGetAsync(key).ConfigureAwait(false) },
-            RedisType.Hash => new TypedValue(type, ttl) { Hash = await db.HashGetAllAsync(key).ConfigureAwait(false) },
-            RedisType.List => new TypedValue(type, ttl) { Items = await db.ListRangeAsync(key).ConfigureAwait(false) },
-            RedisType.Set => new TypedValue(type, ttl) { Items = await db.SetMembersAsync(key).ConfigureAwait(false) },
-            RedisType.SortedSet => new TypedValue(type, ttl) { Scored = await db.SortedSetRangeByRankWithScoresAsync(key).ConfigureAwait(false) },
-            RedisType.Stream => new TypedValue(type, ttl) { Entries = await db.StreamRangeAsync(key).ConfigureAwait(false) },
+            RedisType.String => new TypedValue(type, ttl, askedAt) { String = await db.StringGetAsync(key).ConfigureAwait(false) },
+            RedisType.Hash => new TypedValue(type, ttl, askedAt) { Hash = await db.HashGetAllAsync(key).ConfigureAwait(false) },
+            RedisType.List => new TypedValue(type, ttl, askedAt) { Items = await db.ListRangeAsync(key).ConfigureAwait(false) },
+            RedisType.Set => new TypedValue(type, ttl, askedAt) { Items = await db.SetMembersAsync(key).ConfigureAwait(false) },
+            RedisType.SortedSet => new TypedValue(type, ttl, askedAt) { Scored = await db.SortedSetRangeByRankWithScoresAsync(key).ConfigureAwait(false) },
+            RedisType.Stream => new TypedValue(type, ttl, askedAt) { Entries = await db.StreamRangeAsync(key).ConfigureAwait(false) },
             _ => throw new NotSupportedException($"key type {type} cannot be copied type by type; only strings, hashes, lists, sets, sorted sets and streams can."),
         };
 

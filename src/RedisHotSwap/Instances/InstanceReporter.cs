@@ -216,7 +216,14 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var refused = false;
         foreach (var read in reads)
         {
-            var directive = Directive.Read(await read.ConfigureAwait(false), migrationId, out var problem);
+            var value = await read.ConfigureAwait(false);
+            if (value == Unread)
+            {
+                refused = true; // unknown is not "none": the standing directive stays unless another read names a newer one
+                continue;
+            }
+
+            var directive = Directive.Read(value, migrationId, out var problem);
             if (problem is not null)
             {
                 refused = true;
@@ -309,8 +316,11 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
     }
 
-    // The armed connection may be closed under the read: then it says nothing.
-    private static async Task<RedisValue> ReadQuietlyAsync(IDatabase db, RedisKey key)
+    // The armed connection may be closed under the read: then it says nothing. A read that failed while the connection
+    // is still armed (a timeout on a busy server) must not pass for "no directive": that would clear the standing one.
+    private static readonly RedisValue Unread = "\0unread";
+
+    private async Task<RedisValue> ReadQuietlyAsync(IDatabase db, RedisKey key)
     {
         try
         {
@@ -318,7 +328,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
         {
-            return RedisValue.Null;
+            return multiplexer.ArmedRoute is { } armed && ReferenceEquals(armed.Multiplexer, db.Multiplexer) ? Unread : RedisValue.Null;
         }
     }
 

@@ -7,7 +7,11 @@ namespace RedisHotSwap.Tests.Infrastructure;
 internal static class TypedData
 {
     /// <summary>Writes <paramref name="count"/> keys under <paramref name="prefix"/>: strings, hashes, lists, sets, sorted sets and streams; every third one expires in 10 minutes.</summary>
-    public static async Task<RedisKey[]> SeedAsync(IDatabase db, string prefix, int count)
+    /// <param name="db">Where to write.</param>
+    /// <param name="prefix">What every key starts with.</param>
+    /// <param name="count">How many keys.</param>
+    /// <param name="streams">False for a server without streams (Garnet 2.2.8): sorted sets take their place.</param>
+    public static async Task<RedisKey[]> SeedAsync(IDatabase db, string prefix, int count, bool streams = true)
     {
         var keys = new RedisKey[count];
         var writes = new List<Task>(count * 2);
@@ -21,6 +25,7 @@ internal static class TypedData
                 1 => db.HashSetAsync(key, [new("a", n), new("b", "x"), new("c", n + n)]),
                 2 => db.ListRightPushAsync(key, ["1", n, "3", n]),
                 3 => db.SetAddAsync(key, ["m1", n, "m3"]),
+                4 or 5 when !streams => db.SortedSetAddAsync(key, [new("a", 1.5), new(n, i), new("z", -2)]),
                 4 => db.SortedSetAddAsync(key, [new("a", 1.5), new(n, i), new("z", -2)]),
                 _ => db.StreamAddAsync(key, [new("f", n), new("g", "h")]),
             });
@@ -52,6 +57,18 @@ internal static class TypedData
         }
 
         return [.. differences];
+    }
+
+    /// <summary>Each key's type and value, one line each, for comparing a server with itself before and after.</summary>
+    public static async Task<string[]> SnapshotAsync(IDatabase db, IEnumerable<RedisKey> keys)
+    {
+        var lines = new List<string>();
+        foreach (var key in keys)
+        {
+            lines.Add($"{key}: {(await ReadAsync(db, key)).Text}");
+        }
+
+        return [.. lines];
     }
 
     private static async Task<(string Text, long Ttl)> ReadAsync(IDatabase db, RedisKey key)
