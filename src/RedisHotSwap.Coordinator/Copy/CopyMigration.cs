@@ -25,7 +25,7 @@ namespace RedisHotSwap.Coordinator;
 public sealed partial class MigrationCoordinator
 {
     private const int ScanCount = 1000;
-    private const int BatchesInFlight = 4;
+    private const int BatchesInFlight = 8;
     private const long ConvergedKeys = 200;
     private const int MaxRounds = 20;
     private const int FenceAttempts = 3;
@@ -405,6 +405,9 @@ public sealed partial class MigrationCoordinator
         return still;
     }
 
+    // When the last fence was issued (the coordinator's clock), to read the instances' switch times against.
+    private DateTimeOffset? FencedWallClock { get; set; }
+
     // How long each step under the fence took, for the final report.
     private string? FenceSteps { get; set; }
 
@@ -477,6 +480,7 @@ public sealed partial class MigrationCoordinator
         await CopyDirtyAsync(copier, keep: null).ConfigureAwait(false);
         state = await EnterCopyAsync(state, MigrationPhase.Fencing).ConfigureAwait(false);
         var fencedAt = time.GetTimestamp();
+        FencedWallClock = time.GetUtcNow();
         var directive = await IssueCopyDirectiveAsync(CopyStage.Fence, "copy: cutover fence").ConfigureAwait(false);
         string? problem = null;
         while (problem is null)
@@ -556,14 +560,21 @@ public sealed partial class MigrationCoordinator
         // Polled fast: every instance holds its writes until it reports TARGET, and this wait is part of the pause.
         var started = time.GetTimestamp();
         var moved = false;
+        IReadOnlyList<InstanceReport> live = [];
         while (time.GetElapsedTime(started) < options.InstancesTimeout)
         {
-            var (done, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
-            if (done)
+            // Draining does not count here: under the fence nothing was in flight on SOURCE when they left it.
+            live = await instances.LiveAsync().ConfigureAwait(false);
+            var left = live.Where(r => r.Side != RedisSide.Target).ToArray();
+            if (live.Count >= options.ExpectedInstances && left.Length == 0)
             {
                 moved = true;
                 break;
             }
+
+            var waiting = live.Count < options.ExpectedInstances
+                ? $"{live.Count} of at least {options.ExpectedInstances} instances have reported"
+                : $"{left.Length} of {live.Count} instances still on SOURCE: {Names(left)}";
 
             if (time.GetElapsedTime(started) > TimeSpan.FromSeconds(1))
             {
@@ -583,10 +594,16 @@ public sealed partial class MigrationCoordinator
                 "The directive to use TARGET stands; instances that have not moved hold their writes.", "Check the instances named, then run 'migrate --sync copy' again.").ConfigureAwait(false);
         }
 
+        // The hold ends for each instance when it switched (its own clock, stated in its report); the coordinator's
+        // clock bounds it from above.
         double? pause = fencedAt is { } at ? time.GetElapsedTime(at).TotalMilliseconds : null;
+        if (pause is { } bound && FencedWallClock is { } fencedWall && live.Count > 0 && live.All(r => r.SwitchedAt is not null))
+        {
+            pause = Math.Min(bound, (live.Max(r => r.SwitchedAt!.Value) - fencedWall).TotalMilliseconds);
+        }
         state = await EnterCopyAsync(state with { CopyPauseMs = pause ?? state.CopyPauseMs }, MigrationPhase.Copied).ConfigureAwait(false);
         return await StatusAsync(pause is { } ms
-            ? string.Create(CultureInfo.InvariantCulture, $"copied: every instance on TARGET; writes held {ms:0.0} ms (fence to the last instance's report on TARGET: {FenceSteps}); {state.CopyVerified}")
+            ? string.Create(CultureInfo.InvariantCulture, $"copied: every instance on TARGET; writes held {ms:0.0} ms (fence to the last instance's switch: {FenceSteps}); {state.CopyVerified}")
             : "copied: every instance on TARGET").ConfigureAwait(false);
     }
 
