@@ -232,6 +232,11 @@ public sealed partial class MigrationCoordinator
                 continue;
             }
 
+            if (cursor != "0")
+            {
+                progress?.Report(await StatusAsync($"backfill: database {database} resumed from cursor {cursor}").ConfigureAwait(false));
+            }
+
             var db = Source.Connection.GetDatabase(database);
             var inFlight = new Queue<(string Next, Task Copy)>();
             do
