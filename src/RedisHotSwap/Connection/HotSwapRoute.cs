@@ -199,13 +199,6 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             return;
         }
 
-        // A server that was a primary when connected (a copy migration's TARGET) takes writes as it is.
-        if (Multiplexer.GetServers().Any(s => s.IsConnected && !s.IsReplica))
-        {
-            standby = false;
-            return;
-        }
-
         // The client learned the role when it connected: make it ask again (one handshake, which also tells whether
         // the server is a primary now), or it refuses every write.
         await Multiplexer.ConfigureAsync().ConfigureAwait(false);

@@ -162,14 +162,20 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var listeningFor = migrationId;
         multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
         {
-            if (Directive.Read(message, listeningFor, out var problem) is null && problem is not null)
+            var announced = Directive.Read(message, listeningFor, out var problem);
+            if (announced is null && problem is not null)
             {
                 Log.DirectiveIgnored(multiplexer.Logger, listeningFor, $"a message on the control channel: {problem}");
             }
 
             // A copy migration keeps its directive on TARGET only (SOURCE's data is not touched) and announces it on
-            // SOURCE's channel too: an instance with no connection to TARGET yet goes and reads it there.
-            Interlocked.Exchange(ref hinted, 1);
+            // SOURCE's channel too: an instance with no connection to TARGET yet goes and reads it there (the message
+            // only says where to look; what counts is what TARGET holds).
+            if (announced is { Copy: not null } or { Side: RedisSide.Target })
+            {
+                Interlocked.Exchange(ref hinted, 1);
+            }
+
             Wake();
         });
         return channel;
