@@ -26,6 +26,9 @@ public sealed partial class MigrationCoordinator
 {
     private const int ScanCount = 1000;
     private const int BatchesInFlight = 8;
+
+    // Keys compared at once: both sides' whole values are read, so fewer than are copied at once.
+    private const int VerifyBatch = 100;
     private const long ConvergedKeys = 200;
     private const int MaxRounds = 20;
     private const int FenceAttempts = 3;
@@ -374,7 +377,7 @@ public sealed partial class MigrationCoordinator
                 }
 
                 batch.Add(key);
-                if (batch.Count == ScanCount || compared + batch.Count >= limit)
+                if (batch.Count == VerifyBatch || compared + batch.Count >= limit)
                 {
                     compared += batch.Count;
                     differing.AddRange((await CompareAsync(database, batch).ConfigureAwait(false)).Select(d => (database, d.Key)));
