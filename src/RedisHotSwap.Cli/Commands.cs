@@ -76,7 +76,7 @@ internal static class Commands
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
             [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
         Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
-            [InstancesTimeout], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
+            [InstancesTimeout, ExpectInstances], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
         Verb("status", "Phase, replication link, lag, keys per database, and every instance.", "status --migration orders-2026-11 --watch",
             [ExpectInstances], Status, [Watch]),
     };

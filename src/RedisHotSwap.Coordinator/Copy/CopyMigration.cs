@@ -630,6 +630,12 @@ public sealed partial class MigrationCoordinator
             await AnnounceAsync().ConfigureAwait(false);
             var live = await instances.LiveAsync().ConfigureAwait(false);
             var still = live.Where(r => r.Side != RedisSide.Source || r.Tracking is not null || r.Armed is not null).ToArray();
+            if (live.Count < options.ExpectedInstances)
+            {
+                // A report that lapsed says nothing: that instance may still hold its writes.
+                return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported (--expect-instances 0 if they are gone)");
+            }
+
             return still.Length == 0
                 ? (true, $"all {live.Count} instances on SOURCE, tracking stopped")
                 : (false, $"{still.Length} of {live.Count} instances still tracking or on TARGET: {Names(still)}");
