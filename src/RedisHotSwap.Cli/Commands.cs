@@ -33,6 +33,15 @@ internal static class Commands
         CutoverMode.Auto,
         (o, v) => o.Cutover = v);
 
+    private static readonly Setting Sync = Setting.Of(
+        "--sync",
+        "replication: TARGET replicates SOURCE (REPLICAOF, CONFIG; the default); copy: the coordinator copies every key while the instances track their writes, for servers that refuse replication (managed services, Garnet, a cluster TARGET); SOURCE is only read. --cutover applies to replication only.",
+        SyncMode.Replication,
+        (o, v) => o.Sync = v);
+
+    private static readonly Setting VerifySample = Setting.Of("--verify-sample", "Copy: how many keys to compare before the switch; 0 compares every key.", 0L, (o, v) => o.VerifySample = v);
+    private static readonly Setting BigKeyBytes = Setting.Of("--big-key-bytes", "Copy: keys estimated larger than this are copied in chunks and renamed into place.", 8L << 20, (o, v) => o.BigKeyBytes = v);
+
     private static readonly Setting MaxPause = Setting.Of("--max-pause", "Handoff: the longest writes are held while the primary role moves; past half of it the handoff is called off and nothing changes.", TimeSpan.FromSeconds(2), (o, v) => o.MaxPause = v);
 
     private static readonly Option<bool> Json = new("--json") { Description = "Write JSON events (one object per line, ISO-8601 timestamps, durations in seconds) instead of tables." };
@@ -55,7 +64,7 @@ internal static class Commands
     private static RootCommand Verbs() => new("Moves a live application from one Redis server to another with zero downtime.")
     {
         Verb("check", "Preflight only: lists what it checked and says ready, or refuses (exit 2); changes nothing.", "check --migration orders-2026-11",
-            [AllowTargetData], async run => await run.Coordinator.CheckAsync()),
+            [AllowTargetData, Sync], async run => await run.Coordinator.CheckAsync()),
         Verb("replicate", "Makes TARGET a replica of SOURCE and waits for the initial sync.", "replicate --migration orders-2026-11 --max-lag 65536",
             [AllowTargetData, SyncTimeout, MaxLag], async run => await run.Coordinator.ReplicateAsync(run.Cancellation)),
         Verb("cutover", "Opens TARGET for writes and waits until every instance reports TARGET.", "cutover --migration orders-2026-11 --expect-instances 12",
@@ -63,13 +72,13 @@ internal static class Commands
         Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout, PromotionTimeout, AllowUnknownClients], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
         Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", "migrate --migration orders-2026-11 --expect-instances 12",
-            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients], Migrate, [DryRun]),
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients, Sync, VerifySample, BigKeyBytes], Migrate, [DryRun]),
         Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", "rollback --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout, MaxLag, MaxPause, AllowUnknownClients], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
             [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
         Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
-            [InstancesTimeout], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
+            [InstancesTimeout, ExpectInstances], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
         Verb("status", "Phase, replication link, lag, keys per database, and every instance.", "status --migration orders-2026-11 --watch",
             [ExpectInstances], Status, [Watch]),
     };

@@ -5,7 +5,7 @@ namespace RedisHotSwap.Cli;
 /// <summary>What <c>migrate</c> would do, step by step, for <c>migrate --dry-run</c>.</summary>
 internal static class Plan
 {
-    public static IReadOnlyList<string> Steps(CoordinatorOptions o) => o.Cutover == CutoverMode.Window ? Window(o) :
+    public static IReadOnlyList<string> Steps(CoordinatorOptions o) => o.Sync == SyncMode.Copy ? Copy(o) : o.Cutover == CutoverMode.Window ? Window(o) :
     [
         $"replicate: on TARGET, CONFIG SET masterauth (SOURCE's password) and REPLICAOF SOURCE{(o.AllowTargetData ? ", erasing TARGET's keys (--allow-target-data)" : string.Empty)}; wait up to {Format.Duration(o.SyncTimeout)} for the initial sync and a lag under {Format.Bytes(o.MaxLagBytes)}. (Cutover: {(o.Cutover == CutoverMode.Auto ? "handoff when both servers run Redis 6.2 or later, otherwise window" : "handoff")}.)",
         $"arm: replica-read-only yes on both; on SOURCE, CONFIG SET masterauth (TARGET's password); direct every instance to connect to TARGET ahead of time; wait up to {Format.Duration(o.InstancesTimeout)} until {Format.Count(o.ExpectedInstances)} or more live instances are armed, none unarmed.",
@@ -18,5 +18,14 @@ internal static class Plan
         $"replicate: on TARGET, CONFIG SET masterauth (SOURCE's password) and REPLICAOF SOURCE{(o.AllowTargetData ? ", erasing TARGET's keys (--allow-target-data)" : string.Empty)}; wait up to {Format.Duration(o.SyncTimeout)} for the initial sync and a lag under {Format.Bytes(o.MaxLagBytes)}.",
         $"cutover: on TARGET, CONFIG SET replica-read-only no (TARGET becomes writable); wait up to {Format.Duration(o.InstancesTimeout)} until {Format.Count(o.ExpectedInstances)} or more live instances report TARGET, none on SOURCE or draining it. Flip the instances then.",
         $"promote: direct new instances to TARGET; arm the fence (SOURCE's min-replicas-to-write); pause SOURCE's writes (at most {Format.Duration(o.PromotionTimeout)}) until TARGET has SOURCE's whole stream; REPLICAOF NO ONE on TARGET; lift the pause; clear TARGET's masterauth; BGSAVE on SOURCE; wait until every live instance reports TARGET.",
+    ];
+
+    private static IReadOnlyList<string> Copy(CoordinatorOptions o) =>
+    [
+        $"track: direct every instance (on TARGET, announced on both channels) to track its writes; wait up to {Format.Duration(o.InstancesTimeout)} until {Format.Count(o.ExpectedInstances)} or more live instances track them. SOURCE is only read, never written or reconfigured.",
+        $"backfill: SCAN every database of SOURCE; DUMP and RESTORE each key on TARGET with its time to live (type-level commands where TARGET refuses the payload; keys over {Format.Bytes(o.BigKeyBytes)} in chunks, renamed into place){(o.AllowTargetData ? "; TARGET's own keys stay unless SOURCE has them (--allow-target-data)" : string.Empty)}.",
+        $"converge: copy the keys the instances wrote meanwhile, round after round, until few are left; compare {(o.VerifySample > 0 ? $"a sample of {o.VerifySample} keys" : "every key")} (type, value digest, time to live within 1 s).",
+        $"fence: every instance holds its writes (at most {Format.Duration(o.MaxPause)} to say so); copy the last keys written; compare them and the ones that differed; a difference nothing explains stops here, writes go on on SOURCE.",
+        $"switch: direct every instance to TARGET, where its held writes run; wait up to {Format.Duration(o.InstancesTimeout)} until every live instance reports TARGET.",
     ];
 }

@@ -73,6 +73,20 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00", ErrorMessage = "must be between 10 ms and 1 minute.")]
     public TimeSpan MaxPause { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>How TARGET gets SOURCE's data.</summary>
+    /// <value>The default value is <see cref="SyncMode.Replication"/>.</value>
+    public SyncMode Sync { get; set; } = SyncMode.Replication;
+
+    /// <summary>Copy: how many keys verification compares before the switch; 0 compares every key.</summary>
+    /// <value>The default value is 0: every key.</value>
+    [Range(0, long.MaxValue)]
+    public long VerifySample { get; set; }
+
+    /// <summary>Copy: keys estimated larger than this many bytes are copied in chunks and renamed into place.</summary>
+    /// <value>The default value is 8 MiB.</value>
+    [Range(1024, long.MaxValue)]
+    public long BigKeyBytes { get; set; } = 8L << 20;
+
     /// <summary>How often the servers and instances are read while waiting.</summary>
     /// <value>The default value is 250 milliseconds.</value>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00", ErrorMessage = "must be between 10 ms and 1 minute.")]

@@ -16,7 +16,9 @@ public sealed partial class MigrationCoordinator
     {
         if (lease is null)
         {
-            lease = await Lease.AcquireAsync(Source, Target, options.MigrationId, verb, time).ConfigureAwait(false);
+            // Copy mode writes nothing to SOURCE: its lease, like its state, lives on TARGET.
+            var copy = UsesCopy(await ReadStateAsync().ConfigureAwait(false));
+            lease = await Lease.AcquireAsync(copy ? Target : Source, Target, options.MigrationId, verb, time).ConfigureAwait(false);
             Source.Guard = Target.Guard = lease.ThrowIfLost;
         }
 

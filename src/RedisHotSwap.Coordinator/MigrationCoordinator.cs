@@ -75,10 +75,16 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     {
         await using var hold = (await HoldLeaseAsync("migrate").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (UsesCopy(state))
+        {
+            return await MigrateByCopyAsync(state, cancellationToken).ConfigureAwait(false);
+        }
+
         if (state.Phase == MigrationPhase.New)
         {
             await CheckAsync().ConfigureAwait(false); // a refusal is then the only line printed
         }
+
         var mode = await ChooseCutoverAsync(state).ConfigureAwait(false);
         if (mode == CutoverMode.Window)
         {
@@ -200,6 +206,9 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
             MigrationId = options.MigrationId,
             Phase = state.Phase,
             Cutover = state.Cutover,
+            Sync = state.Sync ?? (state.Phase == MigrationPhase.New ? null : SyncMode.Replication),
+            CopyPauseMs = state.CopyPauseMs,
+            CopyVerified = state.CopyVerified,
             HandoffPauseMs = state.HandoffPauseMs,
             HandoffLastSwitchMs = state.HandoffLastSwitchMs,
             Source = Source.Display,
@@ -280,11 +289,11 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     /// <paramref name="alsoAnnounceOn"/>. An announcement only wakes instances up: they read the key.
     /// </summary>
     private async Task<Directive> IssueDirectiveAsync(
-        RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null)
+        RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null, CopyStage? copy = null)
     {
         primary.Guard?.Invoke();
         var epoch = await primary.Database.StringIncrementAsync(MigrationKeys.Epoch(options.MigrationId)).ConfigureAwait(false);
-        var directive = new Directive(side, reason, time.GetUtcNow(), promoted, MigrationId: options.MigrationId, Epoch: epoch, Arm: arm);
+        var directive = new Directive(side, reason, time.GetUtcNow(), promoted, MigrationId: options.MigrationId, Epoch: epoch, Arm: arm, Copy: copy);
         var json = directive.ToJson();
         await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), json).ConfigureAwait(false);
         var channel = MigrationKeys.DirectiveChannel(options.MigrationId);

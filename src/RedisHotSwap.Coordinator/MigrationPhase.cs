@@ -32,6 +32,34 @@ public enum MigrationPhase
 
     /// <summary>Ended for good on the side that was primary; the other stopped replicating and was snapshotted.</summary>
     Finished = 9,
+
+    /// <summary>Copy: instances track their writes; every key of SOURCE is being copied to TARGET.</summary>
+    Backfilling = 10,
+
+    /// <summary>Copy: the keys written since are copied again, round after round, until few are left.</summary>
+    Converging = 11,
+
+    /// <summary>Copy: instances hold their writes while the last keys are copied and verified.</summary>
+    Fencing = 12,
+
+    /// <summary>Copy: verified; every instance is told to move to TARGET, where its held writes run.</summary>
+    Switching = 13,
+
+    /// <summary>Copy: every instance on TARGET; SOURCE was never changed.</summary>
+    Copied = 14,
+}
+
+/// <summary>How TARGET gets SOURCE's data.</summary>
+public enum SyncMode
+{
+    /// <summary>TARGET replicates SOURCE (<c>REPLICAOF</c>); needs <c>REPLICAOF</c>, <c>CONFIG</c> and, for the handoff, <c>CLIENT PAUSE</c>.</summary>
+    Replication = 0,
+
+    /// <summary>
+    /// The coordinator copies every key and the instances track what they write meanwhile; for servers that refuse
+    /// replication (managed services, Redis-compatible servers, a cluster TARGET). SOURCE is only read.
+    /// </summary>
+    Copy = 1,
 }
 
 /// <summary>How the cutover moves the instances.</summary>

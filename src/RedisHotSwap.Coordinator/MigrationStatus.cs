@@ -50,6 +50,15 @@ public sealed record MigrationStatus
     /// <summary>The cutover mode the migration runs; null until chosen.</summary>
     public CutoverMode? Cutover { get; init; }
 
+    /// <summary>How TARGET gets SOURCE's data; null for a migration not started.</summary>
+    public SyncMode? Sync { get; init; }
+
+    /// <summary>Copy: how long writes were held at the switch, from the fence to the last instance on TARGET, in milliseconds.</summary>
+    public double? CopyPauseMs { get; init; }
+
+    /// <summary>Copy: what verification compared and what it found.</summary>
+    public string? CopyVerified { get; init; }
+
     /// <summary>The last handoff's write pause (FAILOVER sent until the new primary answered as one), in milliseconds.</summary>
     public double? HandoffPauseMs { get; init; }
 

@@ -84,7 +84,7 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                     switch (member)
                     {
                         case IMethodSymbol { MethodKind: MethodKind.Ordinary } method:
-                            WriteMethod(body, iface, method, ref helperIndex);
+                            WriteMethod(body, iface, method, ref helperIndex, WriteTracking.For(iface, method));
                             break;
                         case IPropertySymbol property:
                             WriteProperty(body, iface, property);
@@ -114,13 +114,22 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
         var returnType = method.ReturnType.ToDisplayString(TypeFormat);
         var signature = string.Join(", ", method.Parameters.Select(Parameter));
         var arguments = string.Join(", ", method.Parameters.Select(Argument));
+        var tracking = WriteTracking.For(iface, method);
         WriteObsolete(sb, method);
         sb.AppendLine($"    {returnType} {iface.ToDisplayString(TypeFormat)}.{Escape(method.Name)}({signature})");
-        sb.AppendLine($"        => Record(__unit => __unit.{Escape(method.Name)}({arguments}));");
+        sb.AppendLine("    {");
+        if (tracking is { IsWrite: true })
+        {
+            // The unit's keys are marked once it ran, if a copy migration tracks the route it ran on.
+            sb.AppendLine($"        {tracking.UnitMarks()}");
+        }
+
+        sb.AppendLine($"        return Record(__unit => __unit.{Escape(method.Name)}({arguments}));");
+        sb.AppendLine("    }");
         sb.AppendLine();
     }
 
-    private static void WriteMethod(StringBuilder sb, INamedTypeSymbol iface, IMethodSymbol method, ref int helperIndex)
+    private static void WriteMethod(StringBuilder sb, INamedTypeSymbol iface, IMethodSymbol method, ref int helperIndex, WriteTracking? tracking)
     {
         var returnType = method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(TypeFormat);
         var typeParameters = method.TypeParameters.Length == 0 ? string.Empty : "<" + string.Join(", ", method.TypeParameters.Select(t => t.Name)) + ">";
@@ -138,11 +147,22 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
         var flags = method.Parameters.FirstOrDefault(p => p.Name == "flags" && p.Type.ToDisplayString() == "StackExchange.Redis.CommandFlags");
         var keepAcknowledged = flags is null ? string.Empty : " if (__route.MayRecover) flags = global::RedisHotSwap.Forwarding.Replay.Acknowledged(flags);";
 
+        // A tracked write is marked once acknowledged: fire-and-forget would mark it before it ran.
+        var acknowledged = flags is null ? string.Empty : " flags = global::RedisHotSwap.Forwarding.Replay.Acknowledged(flags);";
+
         switch (Classify(method))
         {
             case Shape.Task:
                 var helper = $"__Replay{helperIndex++}";
-                sb.AppendLine($"        var __inner = Current(out var __route);{keepAcknowledged}");
+                var copied = $"__Copy{helperIndex - 1}";
+                sb.AppendLine($"        var __inner = Current(out var __route);");
+                if (tracking is not null)
+                {
+                    // A copy migration tracks this route (rarely): the command passes the fence and its keys are marked.
+                    sb.AppendLine($"        if (__route.Tracker is {{ }} __tracker) return {copied}(__tracker{Prefix(arguments)});");
+                }
+
+                sb.AppendLine($"       {keepAcknowledged}");
                 sb.AppendLine($"        {returnType} __task;");
                 sb.AppendLine($"        try {{ __task = __inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ return Current(out _).{call}; }}");
@@ -153,10 +173,54 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                 sb.AppendLine($"    private {returnType} {helper}({returnType} __task, global::RedisHotSwap.Connection.HotSwapRoute __route{Prefix(signature)})");
                 sb.AppendLine($"        => ReplayAsync(__task, __route, () => Current(out _).{call});");
                 sb.AppendLine();
+                if (tracking is not null)
+                {
+                    var generic = method.ReturnType is INamedTypeSymbol { IsGenericType: true };
+                    WriteObsolete(sb, method);
+                    sb.AppendLine($"    private async {returnType} {copied}(global::RedisHotSwap.Copy.WriteTracker __tracker{Prefix(signature)})");
+                    sb.AppendLine("    {");
+                    sb.AppendLine("        await __tracker.EnterAsync().ConfigureAwait(false);");
+                    sb.AppendLine("        try");
+                    sb.AppendLine("        {");
+                    sb.AppendLine($"            var __inner = Current(out var __route);{acknowledged}");
+                    sb.AppendLine($"            {returnType} __task;");
+                    sb.AppendLine($"            try {{ __task = __inner.{call}; }}");
+                    sb.AppendLine($"            catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ __task = Current(out _).{call}; }}");
+                    sb.AppendLine($"            try {{ {(generic ? "return " : string.Empty)}await (__route.MayRecover ? {helper}(__task, __route{Prefix(arguments)}) : __task).ConfigureAwait(false); }}");
+                    sb.AppendLine($"            finally {{ {tracking.Marks("__inner.Database")} }}");
+                    sb.AppendLine("        }");
+                    sb.AppendLine("        finally { __tracker.Exit(); }");
+                    sb.AppendLine("    }");
+                    sb.AppendLine();
+                }
+
                 return;
             case Shape.Blocking:
                 var ret = method.ReturnsVoid ? string.Empty : "return ";
-                sb.AppendLine($"        var __inner = Current(out var __route);{keepAcknowledged}");
+                sb.AppendLine($"        var __inner = Current(out var __route);");
+                if (tracking is not null)
+                {
+                    sb.AppendLine($"        if (__route.Tracker is {{ }} __tracker)");
+                    sb.AppendLine("        {");
+                    sb.AppendLine("            __tracker.Enter();");
+                    sb.AppendLine("            try");
+                    sb.AppendLine("            {");
+                    sb.AppendLine($"                __inner = Current(out __route);{acknowledged}");
+                    sb.AppendLine($"                try {{ {ret}__inner.{call}; }}");
+                    sb.AppendLine($"                catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
+                    sb.AppendLine($"                finally {{ {tracking.Marks("__inner.Database")} }}");
+                    sb.AppendLine("            }");
+                    sb.AppendLine("            finally { __tracker.Exit(); }");
+                    if (method.ReturnsVoid)
+                    {
+                        sb.AppendLine("            return;");
+                    }
+
+                    sb.AppendLine("        }");
+                    sb.AppendLine();
+                }
+
+                sb.AppendLine($"       {keepAcknowledged}");
                 sb.AppendLine($"        try {{ {ret}__inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
                 break;

@@ -57,6 +57,81 @@ public sealed class RedisServerProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// Starts Microsoft Garnet (<c>garnet-server</c>, a Redis-compatible server that refuses replication) with a
+    /// password, and returns once it accepts connections. The binary is the one in <c>GARNET_SERVER</c>, or the
+    /// <see cref="GarnetVersion"/> dotnet tool, installed on first use into a cache folder outside the repository.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting for the server to be ready.</param>
+    public static async Task<RedisServerProcess> StartGarnetAsync(CancellationToken cancellationToken = default)
+    {
+        var binary = await GarnetBinaryAsync(cancellationToken).ConfigureAwait(false);
+        var password = Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant();
+
+        // Its options go in a JSON file (owner-only: it holds the password), never on the command line, where ps shows them.
+        var garnet = new Launch(
+            (listenOn, directory) =>
+            [
+                System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["Port"] = listenOn,
+                    ["Address"] = "127.0.0.1",
+                    ["AuthenticationMode"] = "Password",
+                    ["Password"] = password,
+                    ["CheckpointDir"] = directory,
+                    ["MemorySize"] = "1g",
+                    ["IndexSize"] = "64m",
+                }),
+            ],
+            Mode: null,
+            ReadyMarker: "Ready to accept connections",
+            ConfigurationString: null,
+            Binary: binary,
+            Arguments: config => ["--config-import-path", config]);
+        return await StartAsync(garnet, password, port: null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The Garnet version <see cref="StartGarnetAsync"/> installs.</summary>
+    public const string GarnetVersion = "2.2.8";
+
+    private static readonly SemaphoreSlim GarnetInstall = new(1, 1);
+
+    private static async Task<string> GarnetBinaryAsync(CancellationToken cancellationToken)
+    {
+        if (Environment.GetEnvironmentVariable("GARNET_SERVER") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        var folder = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "redis-hotswap", $"garnet-{GarnetVersion}");
+        var binary = Path.Combine(folder, OperatingSystem.IsWindows() ? "garnet-server.exe" : "garnet-server");
+        await GarnetInstall.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!File.Exists(binary))
+            {
+                using var install = Process.Start(new ProcessStartInfo("dotnet", ["tool", "install", "--tool-path", folder, "garnet-server", "--version", GarnetVersion])
+                {
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                    UseShellExecute = false,
+                })!;
+                var output = await install.StandardOutput.ReadToEndAsync(cancellationToken).ConfigureAwait(false) + await install.StandardError.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+                await install.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+                if (install.ExitCode != 0 || !File.Exists(binary))
+                {
+                    throw new InvalidOperationException($"garnet-server {GarnetVersion} could not be installed (dotnet tool install --tool-path {folder} garnet-server --version {GarnetVersion}): {output.Trim().Split('\n')[^1]} Install it there, or set GARNET_SERVER to its path.");
+                }
+            }
+
+            return binary;
+        }
+        finally
+        {
+            GarnetInstall.Release();
+        }
+    }
+
+    /// <summary>
     /// Starts a Sentinel (<c>redis-server --sentinel</c>) that watches <paramref name="primary"/> as
     /// <paramref name="serviceName"/>, requiring the primary's password; its <see cref="ConfigurationString"/> names the service.
     /// </summary>
@@ -147,11 +222,11 @@ public sealed class RedisServerProcess : IAsyncDisposable
 
     private static async Task<RedisServerProcess> StartOnceAsync(Launch launch, int port, string password, string directory, CancellationToken cancellationToken)
     {
-        var config = Path.Combine(directory, "redis.conf");
+        var config = Path.Combine(directory, launch.Binary is null ? "redis.conf" : "server.conf");
         await WriteOwnerOnlyAsync(config, launch.Lines(port, directory), cancellationToken).ConfigureAwait(false);
 
-        var binary = Environment.GetEnvironmentVariable("REDIS_SERVER") is { Length: > 0 } path ? path : "redis-server";
-        var info = new ProcessStartInfo(binary, launch.Mode is null ? [config] : [config, launch.Mode])
+        var binary = launch.Binary ?? (Environment.GetEnvironmentVariable("REDIS_SERVER") is { Length: > 0 } path ? path : "redis-server");
+        var info = new ProcessStartInfo(binary, launch.Arguments?.Invoke(config) ?? (launch.Mode is null ? [config] : [config, launch.Mode]))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -251,6 +326,8 @@ public sealed class RedisServerProcess : IAsyncDisposable
     }
 
     // What to start: the configuration file's lines (given the port and the directory), the mode argument, the line of
-    // output that says it is ready, and the configuration string clients use (null: host:port and the password).
-    private sealed record Launch(Func<int, string, string[]> Lines, string? Mode, string ReadyMarker, Func<int, string>? ConfigurationString);
+    // output that says it is ready, and the configuration string clients use (null: host:port and the password); for
+    // another server than redis-server, its binary and its arguments (given the configuration file's path).
+    private sealed record Launch(
+        Func<int, string, string[]> Lines, string? Mode, string ReadyMarker, Func<int, string>? ConfigurationString, string? Binary = null, Func<string, string[]>? Arguments = null);
 }

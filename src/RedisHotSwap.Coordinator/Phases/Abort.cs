@@ -14,6 +14,11 @@ public sealed partial class MigrationCoordinator
     {
         await using var hold = (await HoldLeaseAsync("abort").ConfigureAwait(false)).ConfigureAwait(false);
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (state.Sync == SyncMode.Copy)
+        {
+            return await AbortCopyAsync(state, cancellationToken).ConfigureAwait(false);
+        }
+
         var target = await Target.InfoAsync().ConfigureAwait(false);
         if (!target.IsReplica && PromotedByThisMigration(state, target))
         {

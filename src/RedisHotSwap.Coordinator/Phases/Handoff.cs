@@ -299,7 +299,7 @@ public sealed partial class MigrationCoordinator
                 return outcome;
             }
 
-            if (lost is not null || isPrimary != true || runId is null)
+            if (isPrimary != true || runId is null)
             {
                 fence.Fail(lost?.Message ?? $"{replica.Name} could not be asked whether it is the primary now.");
                 fence.PromotedAt = time.GetUtcNow();

@@ -9,6 +9,12 @@ public sealed partial class MigrationCoordinator
     public async Task CheckAsync()
     {
         var state = await ReadStateAsync().ConfigureAwait(false);
+        if (UsesCopy(state))
+        {
+            await CheckCopyAsync(state).ConfigureAwait(false);
+            return;
+        }
+
         var source = await Source.InfoAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
         var refusals = new List<string>();

@@ -51,6 +51,18 @@ internal sealed record MigrationState
     /// <summary>The last handoff: from the promotion until the last instance reported that it had switched.</summary>
     public double? HandoffLastSwitchMs { get; init; }
 
+    /// <summary>How TARGET gets SOURCE's data; null until chosen (replication for migrations older than copy mode).</summary>
+    public SyncMode? Sync { get; init; }
+
+    /// <summary>Copy: the backfill's SCAN cursor per database ("done" once the database is copied).</summary>
+    public IReadOnlyDictionary<int, string> CopyCursors { get; init; } = new Dictionary<int, string>();
+
+    /// <summary>Copy: what the last verification compared and found.</summary>
+    public string? CopyVerified { get; init; }
+
+    /// <summary>Copy: the writes' hold at the switch, from the fence to the last instance on TARGET (milliseconds).</summary>
+    public double? CopyPauseMs { get; init; }
+
     /// <summary>When each phase began (Unix milliseconds).</summary>
     public IReadOnlyDictionary<MigrationPhase, long> Started { get; init; } = new Dictionary<MigrationPhase, long>();
 
@@ -79,6 +91,10 @@ internal sealed record MigrationState
             new("handoff-pause-ms", HandoffPauseMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty),
             new("handoff-last-switch-ms", HandoffLastSwitchMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty),
         };
+        entries.Add(new("sync", Sync?.ToString() ?? string.Empty));
+        entries.Add(new("copy-verified", CopyVerified ?? string.Empty));
+        entries.Add(new("copy-pause-ms", CopyPauseMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty));
+        entries.AddRange(CopyCursors.Select(p => new HashEntry($"copy-cursor:{p.Key.ToString(CultureInfo.InvariantCulture)}", p.Value)));
         entries.AddRange(Started.Select(p => new HashEntry($"started:{p.Key}", p.Value)));
         entries.AddRange(Ended.Select(p => new HashEntry($"ended:{p.Key}", p.Value)));
         return [.. entries];
@@ -112,6 +128,12 @@ internal sealed record MigrationState
             HandoffPromotedAt = long.TryParse(fields.GetValueOrDefault("handoff-promoted-at"), CultureInfo.InvariantCulture, out var at) ? at : null,
             HandoffPauseMs = double.TryParse(fields.GetValueOrDefault("handoff-pause-ms"), CultureInfo.InvariantCulture, out var pause) ? pause : null,
             HandoffLastSwitchMs = double.TryParse(fields.GetValueOrDefault("handoff-last-switch-ms"), CultureInfo.InvariantCulture, out var last) ? last : null,
+            Sync = Enum.TryParse<SyncMode>(fields.GetValueOrDefault("sync"), out var sync) ? sync : null,
+            CopyVerified = fields.GetValueOrDefault("copy-verified") is { Length: > 0 } verified ? verified : null,
+            CopyPauseMs = double.TryParse(fields.GetValueOrDefault("copy-pause-ms"), CultureInfo.InvariantCulture, out var copyPause) ? copyPause : null,
+            CopyCursors = fields
+                .Where(f => f.Key.StartsWith("copy-cursor:", StringComparison.Ordinal) && int.TryParse(f.Key["copy-cursor:".Length..], CultureInfo.InvariantCulture, out _))
+                .ToDictionary(f => int.Parse(f.Key["copy-cursor:".Length..], CultureInfo.InvariantCulture), f => f.Value),
             Started = Times("started:"),
             Ended = Times("ended:"),
         };
@@ -128,7 +150,7 @@ internal sealed record MigrationState
         }
 
         started.TryAdd(phase, now.ToUnixTimeMilliseconds());
-        if (phase is MigrationPhase.Promoted or MigrationPhase.Aborted or MigrationPhase.RolledBack or MigrationPhase.Finished)
+        if (phase is MigrationPhase.Promoted or MigrationPhase.Aborted or MigrationPhase.RolledBack or MigrationPhase.Finished or MigrationPhase.Copied)
         {
             ended.TryAdd(phase, now.ToUnixTimeMilliseconds()); // an outcome, not a phase that lasts
         }

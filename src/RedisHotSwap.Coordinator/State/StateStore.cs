@@ -41,4 +41,16 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
 
         return next;
     }
+
+    /// <summary>
+    /// Writes to <paramref name="target"/> in one <c>HSET</c>, without a transaction: for copy mode, whose TARGET may
+    /// be a server the client cannot drive transactions on (Garnet). Every field is written each time, so nothing stale
+    /// stays (a field is emptied, never removed).
+    /// </summary>
+    public async Task<MigrationState> WriteWholeAsync(MigrationState state, RedisNode target)
+    {
+        var next = state with { Revision = state.Revision + 1 };
+        await target.Database.HashSetAsync(MigrationKeys.State(migrationId), next.ToHash()).ConfigureAwait(false);
+        return next;
+    }
 }

@@ -22,6 +22,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool standby;
     private volatile bool handoffReady;
     private volatile bool disconnected;
+    private volatile Copy.WriteTracker? tracker;
     private readonly Dictionary<System.Net.EndPoint, IServer> servers;
     private bool subscriptionsClosed;
 
@@ -54,6 +55,16 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// an armed route waits for a handoff (a demoted answer then moves traffic). Read on every command.
     /// </summary>
     public bool MayRecover => mayRecover;
+
+    /// <summary>
+    /// The copy migration's tracker while this route is SOURCE of one: every command passes it (see
+    /// <see cref="Copy.WriteTracker"/>); null otherwise. Read on every command.
+    /// </summary>
+    public Copy.WriteTracker? Tracker
+    {
+        get => tracker;
+        set => tracker = value;
+    }
 
     /// <summary>An armed route: connected and subscribed ahead of a handoff, delivering no message until it takes traffic.</summary>
     public bool IsStandby => standby;

@@ -1,3 +1,4 @@
+using RedisHotSwap.Copy;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Connection;
@@ -18,6 +19,80 @@ internal abstract class RecordedUnit(HotSwapConnectionMultiplexer owner, int dat
     private protected object? AsyncState { get; } = asyncState;
 
     private IDatabase Inner => Owner.ActiveRoute.Multiplexer.GetDatabase(Database, AsyncState);
+
+    // The keys the unit's writes touch, for a copy migration; marked once the unit ran on a tracked route.
+    private List<RedisKey>? touched;
+    private bool touchedUnknown;
+
+    private protected void Touch(RedisKey key) => (touched ??= []).Add(key);
+
+    private protected void Touch(RedisKey[]? keys) => (touched ??= []).AddRange(keys ?? []);
+
+    private protected void Touch(KeyValuePair<RedisKey, RedisValue>[]? pairs) => (touched ??= []).AddRange((pairs ?? []).Select(p => p.Key));
+
+    private protected void Touch(ReadOnlyMemory<RedisKey> keys) => (touched ??= []).AddRange(keys.ToArray());
+
+    private protected void Touch(StreamPosition[]? positions) => (touched ??= []).AddRange((positions ?? []).Select(p => p.Key));
+
+    private protected void TouchUnknown() => touchedUnknown = true;
+
+    /// <summary>
+    /// Runs the unit through a copy migration's fence when the active route is tracked, and marks the keys it touched
+    /// once it ran; otherwise just runs it.
+    /// </summary>
+    private protected async Task<T> TrackedAsync<T>(Func<Task<T>> run)
+    {
+        var keys = TakeTouched();
+        if (Owner.ActiveRoute.Tracker is not { } tracker)
+        {
+            return await run().ConfigureAwait(false);
+        }
+
+        await tracker.EnterAsync().ConfigureAwait(false);
+        var route = Owner.ActiveRoute;
+        try
+        {
+            return await run().ConfigureAwait(false);
+        }
+        finally
+        {
+            keys.MarkOn(tracker, route, Database);
+            tracker.Exit();
+        }
+    }
+
+    /// <summary>The keys touched since the last call, to be marked once the unit ran.</summary>
+    private protected TouchedKeys TakeTouched()
+    {
+        var keys = new TouchedKeys(touched, touchedUnknown);
+        touched = null;
+        touchedUnknown = false;
+        return keys;
+    }
+
+    /// <summary>The keys a unit's writes touched.</summary>
+    private protected readonly record struct TouchedKeys(List<RedisKey>? Keys, bool Unknown)
+    {
+        /// <summary>Marks them when <paramref name="route"/>, where the unit ran, is the one <paramref name="tracker"/> tracks.</summary>
+        public void MarkOn(WriteTracker tracker, HotSwapRoute route, int database)
+        {
+            if (!ReferenceEquals(route.Tracker, tracker))
+            {
+                return;
+            }
+
+            var number = route.Multiplexer.GetDatabase(database).Database;
+            foreach (var key in Keys ?? [])
+            {
+                tracker.Mark(number, key);
+            }
+
+            if (Unknown)
+            {
+                tracker.MarkUnknown();
+            }
+        }
+    }
 
     public bool IsConnected(RedisKey key, CommandFlags flags = CommandFlags.None) => Inner.IsConnected(key, flags);
 

@@ -17,6 +17,10 @@ internal sealed partial class SwappableBatch(HotSwapConnectionMultiplexer owner,
 
     public void Execute()
     {
+        // A copy migration's fence holds the batch (this call blocks then, as the client's own does on a full backlog).
+        var keys = TakeTouched();
+        var tracker = Owner.ActiveRoute.Tracker;
+        tracker?.Enter();
         var route = Owner.ActiveRoute;
         var batch = Open(route);
         var sent = commands.Select(command => command(batch)).ToArray();
@@ -28,6 +32,19 @@ internal sealed partial class SwappableBatch(HotSwapConnectionMultiplexer owner,
 
         commands.Clear();
         completions.Clear();
+        if (tracker is not null)
+        {
+            // Marked once every command of it was answered, however it went.
+            _ = Task.WhenAll(sent).ContinueWith(
+                _ =>
+                {
+                    keys.MarkOn(tracker, route, Database);
+                    tracker.Exit();
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
     }
 
     private IBatch Open(HotSwapRoute route) => route.Multiplexer.GetDatabase(Database).CreateBatch(AsyncState);

@@ -41,7 +41,9 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
     // As the client's batch does: sends, and lets each command's task tell how it went.
     void IBatch.Execute() => _ = ExecuteAsync().ContinueWith(static done => _ = done.Exception, TaskScheduler.Default);
 
-    public async Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None)
+    public Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None) => TrackedAsync(() => ExecuteCoreAsync(flags));
+
+    private async Task<bool> ExecuteCoreAsync(CommandFlags flags)
     {
         if (bound is not null)
         {

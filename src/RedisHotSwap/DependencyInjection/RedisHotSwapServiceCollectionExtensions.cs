@@ -83,9 +83,10 @@ public static class RedisHotSwapServiceCollectionExtensions
         var identity = InstanceIdentity.Create();
 
         // Before the first command: an instance that starts after a handoff goes straight to the side directed.
+        // Both sides are read: a copy migration keeps its directive on TARGET only.
         var standing = string.IsNullOrWhiteSpace(options.MigrationId)
             ? null
-            : InstanceReporter.ReadStandingAsync(options.ConfigurationFor(side), options.MigrationId, identity, logger).GetAwaiter().GetResult();
+            : InstanceReporter.ReadStandingAsync(options.Source, options.Target, options.MigrationId, identity, logger).GetAwaiter().GetResult();
         side = Routing.Decide(new RoutingInputs(standing, null, side, "configuration", MigrationId: options.MigrationId)).Side;
 
         var multiplexer = HotSwapConnectionMultiplexer
@@ -96,7 +97,12 @@ public static class RedisHotSwapServiceCollectionExtensions
         trigger.SetDirective(standing);
         if (!string.IsNullOrWhiteSpace(options.MigrationId))
         {
-            multiplexer.Attach(new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time));
+            var reporter = new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time);
+            var copy = new RedisHotSwap.Copy.CopyParticipant(multiplexer, reporter.Wake);
+            reporter.Copy = copy;
+            trigger.Copy = copy;
+            multiplexer.Attach(reporter);
+            multiplexer.Attach(copy); // stopped before the reporter (last first): held commands go, the report says so
         }
 
         trigger.StartAsync(CancellationToken.None).GetAwaiter().GetResult();

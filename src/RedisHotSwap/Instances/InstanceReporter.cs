@@ -29,6 +29,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private readonly Task loop;
     private long sequence;
     private string? lastProblem;
+    private int hinted;
 
     public InstanceReporter(HotSwapConnectionMultiplexer multiplexer, string migrationId, Action<Directive?> onDirective, TimeProvider time)
     {
@@ -44,6 +45,9 @@ internal sealed class InstanceReporter : IAsyncDisposable
     }
 
     public string InstanceId => instanceId;
+
+    /// <summary>This instance's part in a copy migration, reported at every heartbeat; null when it takes part in none.</summary>
+    internal Copy.CopyParticipant? Copy { get; set; }
 
     public async ValueTask DisposeAsync()
     {
@@ -65,7 +69,8 @@ internal sealed class InstanceReporter : IAsyncDisposable
         wake.Dispose();
     }
 
-    private void Wake()
+    /// <summary>Reports (and reads the directive) now rather than at the next heartbeat.</summary>
+    public void Wake()
     {
         try
         {
@@ -156,9 +161,18 @@ internal sealed class InstanceReporter : IAsyncDisposable
         var listeningFor = migrationId;
         multiplexer.Subscriptions.AddOptional(channel, (_, message) =>
         {
-            if (Directive.Read(message, listeningFor, out var problem) is null && problem is not null)
+            var announced = Directive.Read(message, listeningFor, out var problem);
+            if (announced is null && problem is not null)
             {
                 Log.DirectiveIgnored(multiplexer.Logger, listeningFor, $"a message on the control channel: {problem}");
+            }
+
+            // A copy migration keeps its directive on TARGET only (SOURCE's data is not touched) and announces it on
+            // SOURCE's channel too: an instance with no connection to TARGET yet goes and reads it there (the message
+            // only says where to look; what counts is what TARGET holds).
+            if (announced is { Copy: not null } or { Side: RedisSide.Target })
+            {
+                Interlocked.Exchange(ref hinted, 1);
             }
 
             Wake();
@@ -191,17 +205,30 @@ internal sealed class InstanceReporter : IAsyncDisposable
     public async Task ReadDirectiveAsync()
     {
         var key = MigrationKeys.Directive(migrationId);
-        var reads = new List<Task<RedisValue>> { ((IConnectionMultiplexer)multiplexer).GetDatabase().StringGetAsync(key) };
+
+        // The active route's own connection, not the application's handle: a copy migration's fence holds those.
+        var reads = new List<Task<RedisValue>> { multiplexer.ActiveRoute.Multiplexer.GetDatabase().StringGetAsync(key) };
         if (multiplexer.ArmedRoute is { } armed)
         {
             reads.Add(ReadQuietlyAsync(armed.Multiplexer.GetDatabase(), key));
+        }
+        else if (Interlocked.Exchange(ref hinted, 0) == 1 && multiplexer.ActiveSide == RedisSide.Source)
+        {
+            reads.Add(ReadOtherSideAsync(key));
         }
 
         Directive? newest = null;
         var refused = false;
         foreach (var read in reads)
         {
-            var directive = Directive.Read(await read.ConfigureAwait(false), migrationId, out var problem);
+            var value = await read.ConfigureAwait(false);
+            if (value == Unread)
+            {
+                refused = true; // unknown is not "none": the standing directive stays unless another read names a newer one
+                continue;
+            }
+
+            var directive = Directive.Read(value, migrationId, out var problem);
             if (problem is not null)
             {
                 refused = true;
@@ -229,13 +256,27 @@ internal sealed class InstanceReporter : IAsyncDisposable
     /// that starts after a handoff connects straight to the side it must use (its configured side may be a replica
     /// now). Null when there is none, it is not valid, or the server cannot be read (the first heartbeat reads again).
     /// </summary>
-    public static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, InstanceIdentity identity, ILogger logger)
+    public static async Task<Directive?> ReadStandingAsync(string source, string target, string migrationId, InstanceIdentity identity, ILogger logger)
+    {
+        // TARGET, which may not run yet, is given a second at most: an instance never waits long for it at start.
+        var read = await Task.WhenAll(
+            ReadStandingAsync(source, migrationId, identity, logger),
+            ReadStandingAsync(target, migrationId, identity, logger, connectTimeoutMs: 1000)).ConfigureAwait(false);
+        return read.OfType<Directive>().MaxBy(d => d.Epoch);
+    }
+
+    private static async Task<Directive?> ReadStandingAsync(string configuration, string migrationId, InstanceIdentity identity, ILogger logger, int? connectTimeoutMs = null)
     {
         try
         {
             var options = ConfigurationOptions.Parse(configuration);
             options.AbortOnConnectFail = true;
             options.ClientName = identity.ClientName;
+            if (connectTimeoutMs is { } limit)
+            {
+                options.ConnectTimeout = Math.Min(options.ConnectTimeout, limit);
+            }
+
             var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
             RedisValue value;
             try
@@ -262,8 +303,32 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
     }
 
-    // The armed connection may be closed under the read: then it says nothing.
-    private static async Task<RedisValue> ReadQuietlyAsync(IDatabase db, RedisKey key)
+    // TARGET's copy of the directive, read through a connection of its own (the instance has none to TARGET yet).
+    private async Task<RedisValue> ReadOtherSideAsync(RedisKey key)
+    {
+        var configuration = multiplexer.Options.ConfigurationFor(RedisSide.Target);
+        try
+        {
+            var options = ConfigurationOptions.Parse(configuration);
+            options.AbortOnConnectFail = true;
+            var connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                return await connection.GetDatabase().StringGetAsync(key).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ArgumentException)
+        {
+            Log.ReportFailed(multiplexer.Logger, Redaction.Scrub(ex.Message, configuration));
+            return RedisValue.Null;
+        }
+    }
+
+    // The armed connection may be closed under the read: then it says nothing. A read that failed while the connection
+    // is still armed (a timeout on a busy server) must not pass for "no directive": that would clear the standing one.
+    private static readonly RedisValue Unread = "\0unread";
+
+    private async Task<RedisValue> ReadQuietlyAsync(IDatabase db, RedisKey key)
     {
         try
         {
@@ -271,7 +336,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
         {
-            return RedisValue.Null;
+            return multiplexer.ArmedRoute is { } armed && ReferenceEquals(armed.Multiplexer, db.Multiplexer) ? Unread : RedisValue.Null;
         }
     }
 
@@ -294,9 +359,15 @@ internal sealed class InstanceReporter : IAsyncDisposable
             time.GetUtcNow(),
             multiplexer.IsDraining,
             Armed: multiplexer.ArmedSide,
-            SwitchedAt: multiplexer.SwitchedAt);
+            SwitchedAt: multiplexer.SwitchedAt,
+            Tracking: Copy?.Tracking,
+            Fenced: Copy?.Fenced);
 
-        var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
+        // During a copy migration the report goes to TARGET, through the warm connection: SOURCE's data stays as it
+        // was, and the application's handles (which the fence holds) are not used.
+        var db = report.Tracking is not null && multiplexer.ArmedRoute is { Side: RedisSide.Target } armed
+            ? armed.Multiplexer.GetDatabase()
+            : ((IConnectionMultiplexer)multiplexer).GetDatabase();
         var batch = db.CreateBatch();
         var set = batch.StringSetAsync(MigrationKeys.Instance(migrationId, instanceId, report.Side), report.ToJson(), options.HeartbeatTimeToLive);
         var add = batch.SetAddAsync(MigrationKeys.Instances(migrationId), instanceId);

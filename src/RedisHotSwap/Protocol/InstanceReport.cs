@@ -20,6 +20,8 @@ namespace RedisHotSwap.Protocol;
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
 /// <param name="Armed">The side this instance holds a warm connection to, ready for a handoff; null when none.</param>
 /// <param name="SwitchedAt">When its last switch swapped traffic (its own clock); null before the first.</param>
+/// <param name="Tracking">Copy mode: the epoch of the directive under which it tracks every write it makes (see <see cref="CopyStage"/>); null when it does not.</param>
+/// <param name="Fenced">Copy mode: the epoch of the fence directive under which it holds its writes, every earlier write acknowledged and marked; null when it does not.</param>
 internal sealed record InstanceReport(
     string InstanceId,
     string Host,
@@ -33,7 +35,9 @@ internal sealed record InstanceReport(
     bool Draining = false,
     int Version = MigrationKeys.Version,
     RedisSide? Armed = null,
-    DateTimeOffset? SwitchedAt = null)
+    DateTimeOffset? SwitchedAt = null,
+    long? Tracking = null,
+    long? Fenced = null)
 {
     /// <summary>The report as stored.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.InstanceReport);
@@ -57,6 +61,7 @@ internal sealed record InstanceReport(
 /// message or a stale copy of the key changes nothing.
 /// </param>
 /// <param name="Arm">A side to connect to ahead of a handoff (warm, subscribed, no traffic); null for none.</param>
+/// <param name="Copy">Copy mode: what the instances do with their writes meanwhile (<see cref="CopyStage"/>); null outside a copy.</param>
 internal sealed record Directive(
     RedisSide Side,
     string Reason,
@@ -65,7 +70,8 @@ internal sealed record Directive(
     int Version = MigrationKeys.Version,
     string? MigrationId = null,
     long Epoch = 0,
-    RedisSide? Arm = null)
+    RedisSide? Arm = null,
+    CopyStage? Copy = null)
 {
     /// <summary>The directive as stored and published.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.Directive);
@@ -98,10 +104,27 @@ internal sealed record Directive(
             _ when !Enum.IsDefined(directive.Side) => "it names no known side",
             { Arm: { } arm } when !Enum.IsDefined(arm) || arm == directive.Side => "it arms no known other side",
             { Epoch: < 1 } => "it has no epoch",
+            { Copy: { } stage } when !Enum.IsDefined(stage) || directive.Side != RedisSide.Source || directive.Arm != RedisSide.Target => "it names no known copy stage for traffic on SOURCE",
             _ => null,
         };
         return problem is null && directive is not null ? directive with { Reason = directive.Reason ?? string.Empty } : null;
     }
+}
+
+/// <summary>
+/// What the instances of a copy migration (<c>--sync copy</c>) do with their writes while their traffic stays on
+/// SOURCE. The order is the order of the procedure.
+/// </summary>
+internal enum CopyStage
+{
+    /// <summary>Record the keys of every write, once acknowledged, in TARGET's dirty sets; the backfill has not begun.</summary>
+    Track = 1,
+
+    /// <summary>As <see cref="Track"/>, while the backfill runs: an instance that starts tracking only now may have written untracked, and says so.</summary>
+    Copying = 2,
+
+    /// <summary>Hold every new command, let the ones in flight finish, ship their marks, and report fenced; released by a switch (to TARGET) or by a directive without a fence (on SOURCE).</summary>
+    Fence = 3,
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]

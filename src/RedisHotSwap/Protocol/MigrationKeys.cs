@@ -49,6 +49,21 @@ internal static class MigrationKeys
     /// <summary>Where the coordinator publishes a new directive, so instances act on it at once.</summary>
     public static RedisChannel DirectiveChannel(string migrationId) => RedisChannel.Literal($"{Prefix}{migrationId}:directive");
 
+    /// <summary>
+    /// Copy mode: the keys of database <paramref name="database"/> that instances wrote since the coordinator last took
+    /// the set (a set on TARGET, members the keys' bytes). The braces keep a migration's copy keys in one cluster slot.
+    /// </summary>
+    public static RedisKey Dirty(string migrationId, int database) => $"{Prefix}{{{migrationId}}}:dirty:{database}";
+
+    /// <summary>Copy mode: the dirty set the coordinator took and is copying (renamed from <see cref="Dirty"/>; kept until copied, so a killed coordinator loses none).</summary>
+    public static RedisKey DirtyTaken(string migrationId, int database) => $"{Prefix}{{{migrationId}}}:dirty-taken:{database}";
+
+    /// <summary>
+    /// Copy mode: a counter of writes whose keys an instance could not name (a command or script without declared keys,
+    /// an instance that began tracking after the backfill began); any makes the coordinator copy every key again.
+    /// </summary>
+    public static RedisKey DirtyUnknown(string migrationId) => $"{Prefix}{{{migrationId}}}:dirty-unknown";
+
     /// <summary>Whether <paramref name="key"/> belongs to the protocol rather than to the application.</summary>
     public static bool IsProtocolKey(RedisKey key) => ((string?)key)?.StartsWith(Prefix, StringComparison.Ordinal) == true;
 }

@@ -76,4 +76,16 @@ internal static partial class Log
 
     [LoggerMessage(25, LogLevel.Debug, "Compiled the handoff's code path ahead of the pause in {Milliseconds:0.0} ms.")]
     public static partial void HandoffPathPrepared(ILogger logger, double milliseconds);
+
+    [LoggerMessage(29, LogLevel.Information, "Copy migration {MigrationId}: this instance tracks its writes on SOURCE (directive {Epoch}).")]
+    public static partial void CopyTracking(ILogger logger, string migrationId, long epoch);
+
+    [LoggerMessage(26, LogLevel.Information, "Copy migration {MigrationId}: writes held for the cutover, every earlier write marked (directive {Epoch}).")]
+    public static partial void CopyFenced(ILogger logger, string migrationId, long epoch);
+
+    [LoggerMessage(27, LogLevel.Warning, "Copy migration {MigrationId}: {Problem}; the coordinator tries again.")]
+    public static partial void CopyProblem(ILogger logger, string migrationId, string problem);
+
+    [LoggerMessage(28, LogLevel.Information, "Copy migration {MigrationId}: write tracking stopped ({Reason}).")]
+    public static partial void CopyStopped(ILogger logger, string migrationId, string reason);
 }

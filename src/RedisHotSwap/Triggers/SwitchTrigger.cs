@@ -40,6 +40,7 @@ internal sealed class SwitchTrigger : IAsyncDisposable
     private DateTimeOffset? reconnectedFor;
     private long refusedEpoch;
     private string? warnedMigrationId;
+    private bool evaluatedOnce;
 
     public SwitchTrigger(
         HotSwapConnectionMultiplexer multiplexer,
@@ -70,6 +71,9 @@ internal sealed class SwitchTrigger : IAsyncDisposable
 
         multiplexer.CodeRequests = RequestAsync;
     }
+
+    /// <summary>This instance's part in a copy migration, applied after every evaluation; null when it takes part in none.</summary>
+    internal Copy.CopyParticipant? Copy { get; set; }
 
     /// <summary>Reads the options, refusing invalid ones with one line per problem.</summary>
     public static RedisHotSwapOptions ReadValid(IOptionsMonitor<RedisHotSwapOptions> monitor, RedisHotSwapOptionsValidator validator)
@@ -315,11 +319,19 @@ internal sealed class SwitchTrigger : IAsyncDisposable
                 await multiplexer.DisarmAsync().ConfigureAwait(false);
             }
 
+            if (Copy is { } copy)
+            {
+                var applies = directing is not null && string.Equals(directing.MigrationId, options.MigrationId, StringComparison.Ordinal);
+                await copy.ApplyAsync(applies ? directing : null, starting: !evaluatedOnce, token).ConfigureAwait(false);
+            }
+
             retryPending = false;
+            evaluatedOnce = true;
         }
         catch (RedisHotSwapException ex)
         {
             retryPending = true;
+            evaluatedOnce = true;
             if (throwOnFailure)
             {
                 throw;

@@ -27,12 +27,24 @@ internal sealed class Migration : IAsyncDisposable
     public IDatabase TargetDb => TargetAdmin.GetDatabase();
 
     /// <summary>Two independent servers, or with <paramref name="replicate"/> TARGET a writable replica of SOURCE, in sync.</summary>
-    public static async Task<Migration> StartAsync(bool replicate = false, string[]? targetSettings = null)
+    public static async Task<Migration> StartAsync(bool replicate = false, string[]? targetSettings = null, string[]? sourceSettings = null, Func<Task<RedisServerProcess>>? startTarget = null)
     {
         // No 5 s wait before a diskless initial sync: tests replicate many times.
-        var source = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0"]);
+        var source = await RedisServerProcess.StartAsync(settings: ["repl-diskless-sync-delay 0", .. sourceSettings ?? []]);
         string[] replicating = replicate ? [$"masterauth {source.Password}", $"replicaof 127.0.0.1 {source.Port}", "replica-read-only no"] : [];
-        var target = await RedisServerProcess.StartAsync(settings: [.. replicating, "repl-diskless-sync-delay 0", .. targetSettings ?? []]);
+        RedisServerProcess target;
+        try
+        {
+            target = startTarget is null
+                ? await RedisServerProcess.StartAsync(settings: [.. replicating, "repl-diskless-sync-delay 0", .. targetSettings ?? []])
+                : await startTarget();
+        }
+        catch
+        {
+            await source.DisposeAsync();
+            throw;
+        }
+
         var migration = new Migration(source, target, await AdminAsync(source), await AdminAsync(target));
         if (replicate)
         {

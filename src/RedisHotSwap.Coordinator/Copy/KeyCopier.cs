@@ -1,0 +1,377 @@
+using RedisHotSwap.Protocol;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Coordinator.Copy;
+
+/// <summary>
+/// Copies keys of one database from SOURCE to TARGET as they are now: type, value and remaining time to live. A key
+/// gone from SOURCE is deleted on TARGET (an expired or deleted key never comes back there). SOURCE is only read.
+/// </summary>
+/// <remarks>
+/// Per batch, pipelined: <c>PTTL</c> and a size estimate (<c>MEMORY USAGE</c>, when SOURCE allows it) of every key,
+/// then <c>DUMP</c> of the keys under <see cref="BigKeyBytes"/>, then <c>RESTORE ... REPLACE</c> on TARGET. A payload
+/// TARGET refuses (another server's format; Garnet restores only strings) is remembered by its type byte, and keys of
+/// that type are copied with type-level commands from then on, in one transaction per key. A key over the threshold
+/// is read in chunks (<c>GETRANGE</c>, <c>HSCAN</c>, <c>SSCAN</c>, <c>ZSCAN</c>, <c>LRANGE</c>, <c>XRANGE</c>) into a
+/// temporary key in the same cluster slot, which <c>RENAME</c> then moves into place at once.
+/// </remarks>
+internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultiplexer target)
+{
+    private const int ChunkElements = 1000;
+    private const int ChunkBytes = 1 << 20;
+    private readonly HashSet<byte> refusedTypes = [];
+    private bool sizeUnknown;
+
+    /// <summary>Keys estimated larger than this are copied in chunks.</summary>
+    /// <value>The default value is 8 MiB.</value>
+    public long BigKeyBytes { get; init; } = 8L << 20;
+
+    /// <summary>How many keys were copied, deleted, copied type by type, and copied in chunks.</summary>
+    public CopyCounters Counters { get; } = new();
+
+    /// <summary>Copies <paramref name="keys"/> of database <paramref name="database"/>; protocol keys are skipped.</summary>
+    public async Task CopyAsync(int database, IReadOnlyList<RedisKey> keys)
+    {
+        var batch = keys.Where(k => !MigrationKeys.IsProtocolKey(k)).ToArray();
+        if (batch.Length == 0)
+        {
+            return;
+        }
+
+        var from = source.GetDatabase(database);
+        var to = target.GetDatabase(database);
+        // Expiry as an absolute time: a relative one would lengthen every key's life by the time the copy takes.
+        var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var ttls = batch.Select(k => from.ExecuteAsync("PTTL", k)).ToArray();
+        var sizes = sizeUnknown ? null : batch.Select(k => from.ExecuteAsync("MEMORY", "USAGE", k)).ToArray();
+        await Task.WhenAll(ttls).ConfigureAwait(false);
+        var big = new bool[batch.Length];
+        if (sizes is not null)
+        {
+            try
+            {
+                await Task.WhenAll(sizes).ConfigureAwait(false);
+                for (var i = 0; i < batch.Length; i++)
+                {
+                    big[i] = !sizes[i].Result.IsNull && (long)sizes[i].Result > BigKeyBytes;
+                }
+            }
+            catch (RedisServerException)
+            {
+                sizeUnknown = true; // SOURCE refuses MEMORY: every key is dumped whole
+            }
+        }
+
+        var dumps = new Task<RedisResult>?[batch.Length];
+        for (var i = 0; i < batch.Length; i++)
+        {
+            if ((long)ttls[i].Result != -2 && !big[i])
+            {
+                dumps[i] = from.ExecuteAsync("DUMP", batch[i]);
+            }
+        }
+
+        var writes = new List<Task>(batch.Length);
+        for (var i = 0; i < batch.Length; i++)
+        {
+            var key = batch[i];
+            var ttl = (long)ttls[i].Result;
+            if (ttl == -2)
+            {
+                writes.Add(DeleteAsync(to, key));
+            }
+            else if (big[i])
+            {
+                writes.Add(CopyInChunksAsync(from, to, key));
+            }
+            else
+            {
+                writes.Add(RestoreAsync(from, to, key, ttl < 0 ? 0 : askedAt + ttl, dumps[i]!));
+            }
+        }
+
+        await Task.WhenAll(writes).ConfigureAwait(false);
+    }
+
+    private async Task DeleteAsync(IDatabase to, RedisKey key)
+    {
+        await to.KeyDeleteAsync(key).ConfigureAwait(false);
+        Counters.Deleted();
+    }
+
+    private async Task RestoreAsync(IDatabase from, IDatabase to, RedisKey key, long expiresAtMs, Task<RedisResult> dumping)
+    {
+        var payload = (byte[]?)await dumping.ConfigureAwait(false);
+        if (payload is null)
+        {
+            // Gone between PTTL and DUMP, or a SOURCE that cannot dump this type: the type-level copy decides which.
+            await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+            return;
+        }
+
+        var type = payload.Length > 0 ? payload[0] : (byte)0;
+        bool refused;
+        lock (refusedTypes)
+        {
+            refused = refusedTypes.Contains(type);
+        }
+
+        if (!refused)
+        {
+            try
+            {
+                if (expiresAtMs > 0 && expiresAtMs <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
+                {
+                    await DeleteAsync(to, key).ConfigureAwait(false); // expired meanwhile (and RESTORE reads 0 as "no expiry")
+                    return;
+                }
+
+                await to.ExecuteAsync("RESTORE", key, expiresAtMs, payload, "REPLACE", "ABSTTL").ConfigureAwait(false);
+                Counters.Restored(payload.Length);
+                return;
+            }
+            catch (RedisServerException)
+            {
+                lock (refusedTypes)
+                {
+                    refusedTypes.Add(type);
+                }
+            }
+        }
+
+        await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads the whole value with its type's commands, writes it to a temporary key beside it (same cluster slot) with its
+    /// time to live, and renames that into place: TARGET never shows half a value, and no transaction is needed (the
+    /// client cannot drive Garnet's).
+    /// </summary>
+    private async Task CopyByTypeAsync(IDatabase from, IDatabase to, RedisKey key)
+    {
+        var value = await TypedValue.ReadAsync(from, key).ConfigureAwait(false);
+        if (value is null)
+        {
+            await DeleteAsync(to, key).ConfigureAwait(false);
+            return;
+        }
+
+        if (value.Type == RedisType.String)
+        {
+            // One command sets value and expiry at once: nothing to stage.
+            // SET ... PX never leaves the key without its expiry; PEXPIREAT right behind it then sets the exact moment
+            // (SET ... PXAT would do both, but Garnet refuses it).
+            if (value.ExpiresAt is { } at)
+            {
+                var left = at - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                {
+                    await DeleteAsync(to, key).ConfigureAwait(false);
+                    return;
+                }
+
+                await Task.WhenAll(to.StringSetAsync(key, value.StringValue, new Expiration(left)), to.KeyExpireAsync(key, at)).ConfigureAwait(false);
+            }
+            else
+            {
+                await to.StringSetAsync(key, value.StringValue).ConfigureAwait(false);
+            }
+
+            Counters.Typed();
+            return;
+        }
+
+        if (TemporaryKey(key) is not { } temporary)
+        {
+            throw new NotSupportedException($"key '{key}' has braces that leave no temporary key in its cluster slot; rename it, or copy it by hand.");
+        }
+
+        await to.KeyDeleteAsync(temporary).ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(value.Writes(to, temporary)).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new NotSupportedException(
+                $"TARGET does not support {value.Type} keys ({ex.Message}), so '{key}' cannot be copied; remove such keys from SOURCE, or choose a TARGET that supports them.", ex);
+        }
+
+        if (value.ExpiresAt is { } expiresAt)
+        {
+            await to.KeyExpireAsync(temporary, expiresAt).ConfigureAwait(false);
+        }
+
+        await to.KeyRenameAsync(temporary, key).ConfigureAwait(false);
+        Counters.Typed();
+    }
+
+    /// <summary>A big key: read in chunks into a temporary key beside it (same cluster slot), then renamed into place.</summary>
+    private async Task CopyInChunksAsync(IDatabase from, IDatabase to, RedisKey key)
+    {
+        if (TemporaryKey(key) is not { } temporary)
+        {
+            await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+            return;
+        }
+
+        await to.KeyDeleteAsync(temporary).ConfigureAwait(false);
+        var type = await from.KeyTypeAsync(key).ConfigureAwait(false);
+        switch (type)
+        {
+            case RedisType.String:
+                var length = await from.StringLengthAsync(key).ConfigureAwait(false);
+                for (long offset = 0; offset < length; offset += ChunkBytes)
+                {
+                    var chunk = await from.StringGetRangeAsync(key, offset, offset + ChunkBytes - 1).ConfigureAwait(false);
+                    await to.StringAppendAsync(temporary, chunk).ConfigureAwait(false);
+                }
+
+                break;
+            case RedisType.Hash:
+                await foreach (var page in Pages(from.HashScanAsync(key, pageSize: ChunkElements)).ConfigureAwait(false))
+                {
+                    await to.HashSetAsync(temporary, page).ConfigureAwait(false);
+                }
+
+                break;
+            case RedisType.Set:
+                await foreach (var page in Pages(from.SetScanAsync(key, pageSize: ChunkElements)).ConfigureAwait(false))
+                {
+                    await to.SetAddAsync(temporary, page).ConfigureAwait(false);
+                }
+
+                break;
+            case RedisType.SortedSet:
+                await foreach (var page in Pages(from.SortedSetScanAsync(key, pageSize: ChunkElements)).ConfigureAwait(false))
+                {
+                    await to.SortedSetAddAsync(temporary, page).ConfigureAwait(false);
+                }
+
+                break;
+            case RedisType.List:
+                for (long start = 0; ; start += ChunkElements)
+                {
+                    var items = await from.ListRangeAsync(key, start, start + ChunkElements - 1).ConfigureAwait(false);
+                    if (items.Length == 0)
+                    {
+                        break;
+                    }
+
+                    await to.ListRightPushAsync(temporary, items).ConfigureAwait(false);
+                }
+
+                break;
+            case RedisType.Stream:
+                RedisValue after = "-";
+                while (true)
+                {
+                    var entries = await from.StreamRangeAsync(key, after, "+", ChunkElements).ConfigureAwait(false);
+                    foreach (var entry in entries)
+                    {
+                        await to.StreamAddAsync(temporary, entry.Values, entry.Id).ConfigureAwait(false);
+                    }
+
+                    if (entries.Length < ChunkElements)
+                    {
+                        break;
+                    }
+
+                    after = "(" + entries[^1].Id;
+                }
+
+                break;
+            default:
+                await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+                return;
+        }
+
+        var askedAt = DateTime.UtcNow;
+        var ttl = (long)await from.ExecuteAsync("PTTL", key).ConfigureAwait(false);
+        if (ttl > 0)
+        {
+            await to.KeyExpireAsync(temporary, askedAt.AddMilliseconds(ttl)).ConfigureAwait(false);
+        }
+
+        if (ttl != -2 && await to.KeyExistsAsync(temporary).ConfigureAwait(false))
+        {
+            await to.KeyRenameAsync(temporary, key).ConfigureAwait(false);
+        }
+        else
+        {
+            await to.KeyDeleteAsync([temporary, key]).ConfigureAwait(false); // emptied, expired or gone meanwhile
+        }
+
+        Counters.Chunked();
+    }
+
+    /// <summary>
+    /// A temporary key in the same cluster slot as <paramref name="key"/>: its hash tag kept, or the whole key made
+    /// the tag; null when the key's braces make that impossible.
+    /// </summary>
+    internal static RedisKey? TemporaryKey(RedisKey key)
+    {
+        var name = (string?)key ?? string.Empty;
+        var open = name.IndexOf('{', StringComparison.Ordinal);
+        var close = open < 0 ? -1 : name.IndexOf('}', open + 1);
+        if (open >= 0 && close > open + 1)
+        {
+            return $"{name}:{MigrationKeys.Prefix}copying"; // the first hash tag stays the first
+        }
+
+        return name.Contains('{', StringComparison.Ordinal) || name.Contains('}', StringComparison.Ordinal)
+            ? null
+            : $"{{{name}}}:{MigrationKeys.Prefix}copying";
+    }
+
+    private static async IAsyncEnumerable<T[]> Pages<T>(IAsyncEnumerable<T> items)
+    {
+        var page = new List<T>(ChunkElements);
+        await foreach (var item in items.ConfigureAwait(false))
+        {
+            page.Add(item);
+            if (page.Count == ChunkElements)
+            {
+                yield return [.. page];
+                page.Clear();
+            }
+        }
+
+        if (page.Count > 0)
+        {
+            yield return [.. page];
+        }
+    }
+}
+
+/// <summary>What a copier did, counted safely from concurrent batches.</summary>
+internal sealed class CopyCounters
+{
+    private long restored;
+    private long restoredBytes;
+    private long deleted;
+    private long typed;
+    private long chunked;
+
+    public long Copied => Interlocked.Read(ref restored) + Interlocked.Read(ref typed) + Interlocked.Read(ref chunked);
+
+    public long Bytes => Interlocked.Read(ref restoredBytes);
+
+    public long DeletedKeys => Interlocked.Read(ref deleted);
+
+    public long TypedKeys => Interlocked.Read(ref typed);
+
+    public long ChunkedKeys => Interlocked.Read(ref chunked);
+
+    public void Restored(long bytes)
+    {
+        Interlocked.Increment(ref restored);
+        Interlocked.Add(ref restoredBytes, bytes);
+    }
+
+    public void Deleted() => Interlocked.Increment(ref deleted);
+
+    public void Typed() => Interlocked.Increment(ref typed);
+
+    public void Chunked() => Interlocked.Increment(ref chunked);
+}

@@ -1,0 +1,155 @@
+using RedisHotSwap.Testing;
+using RedisHotSwap.Tests.Infrastructure;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace RedisHotSwap.Tests.Copy;
+
+/// <summary>
+/// Copy mode end to end: the coordinator as its own process (<c>redis-hotswap migrate --sync copy</c>), three
+/// application instances as processes of their own running the checked load, against servers that refuse replication.
+/// </summary>
+public sealed class CopyMigrationTests(ITestOutputHelper output)
+{
+    /// <summary>What a managed service refuses: replication and the admin commands, renamed away as such services do.</summary>
+    internal static readonly string[] ManagedService =
+    [
+        "rename-command REPLICAOF \"\"",
+        "rename-command SLAVEOF \"\"",
+        "rename-command SYNC \"\"",
+        "rename-command PSYNC \"\"",
+        "rename-command CONFIG \"\"",
+        "rename-command CLIENT \"\"",
+    ];
+
+    [Fact]
+    public async Task Migrate_ReplicationRenamedAwayThreeProcessesUnderLoad_EverythingOnTargetNothingLost()
+    {
+        const string id = "copy-redis";
+        await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, targetSettings: ManagedService);
+        await AssertCopiesUnderLoadAsync(migration, id);
+    }
+
+    [Fact]
+    public async Task Migrate_ToGarnetThreeProcessesUnderLoad_EverythingOnTargetNothingLost()
+    {
+        // Garnet refuses REPLICAOF and CLIENT PAUSE, restores only strings and has Lua off: the copy goes type by type.
+        const string id = "copy-garnet";
+        await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, startTarget: () => RedisServerProcess.StartGarnetAsync());
+        await AssertCopiesUnderLoadAsync(migration, id, streams: false); // Garnet 2.2.8 has no streams (XADD is unknown)
+    }
+
+    [Fact]
+    public async Task Migrate_KilledDuringBackfill_ResumesFromItsCursorAndLosesNothing()
+    {
+        const string id = "copy-resume";
+        await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, targetSettings: ManagedService);
+        var seeded = await TypedData.SeedAsync(migration.SourceDb, "seed", 150_000);
+        await using var instance = await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency");
+        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--sync", "copy"))
+        {
+            // Killed once the backfill has kept a cursor and copied a good part of the keys, not all.
+            await Eventually.TrueAsync(
+                async () => (await migration.TargetDb.HashGetAsync($"__redis-hotswap:{id}:state", "copy-cursor:0")) is { IsNull: false } cursor && cursor != "done"
+                    && await migration.TargetAdmin.GetServer(migration.Target.Endpoint).DatabaseSizeAsync() >= 60_000,
+                "the backfill to copy 60,000 keys and keep a cursor", TimeSpan.FromSeconds(90));
+            coordinator.Kill(entireProcessTree: true);
+            await coordinator.WaitForExitAsync();
+        }
+
+        var kept = (string?)await migration.TargetDb.HashGetAsync($"__redis-hotswap:{id}:state", "copy-cursor:0");
+        Assert.True(await migration.TargetAdmin.GetServer(migration.Target.Endpoint).DatabaseSizeAsync() < await migration.SourceAdmin.GetServer(migration.Source.Endpoint).DatabaseSizeAsync(), "the backfill had not finished");
+        var (exit, resumed) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy");
+        output.WriteLine(resumed);
+        Assert.True(exit == 0, resumed);
+        Assert.Contains($"database 0 resumed from cursor {kept}", resumed); // from where the killed run was, not from the start
+
+        var run = await instance.StopCheckedAsync();
+        Assert.True(run.Errors == 0 && run.Violations == 0, run.Output);
+        Assert.Empty(await ConsistencyLoad.MissingOnAsync(migration.TargetDb, run.Expected));
+        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, seeded));
+    }
+
+    [Fact]
+    public async Task Abort_DuringConvergence_LeavesSourceUntouchedAndInstancesOnSource()
+    {
+        const string id = "copy-abort";
+        await using var migration = await Migration.StartAsync();
+        var seeded = await TypedData.SeedAsync(migration.SourceDb, "seed", 3_000);
+        var before = await TypedData.SnapshotAsync(migration.SourceDb, seeded);
+        var configuration = await ConfigurationAsync(migration);
+        await using var instance = await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency");
+        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--sync", "copy"))
+        {
+            await CoordinatorCli.WaitForPhaseAsync(migration, id, RedisHotSwap.Coordinator.MigrationPhase.Converging);
+            coordinator.Kill(entireProcessTree: true);
+            await coordinator.WaitForExitAsync();
+        }
+
+        var (exit, aborted) = await CoordinatorCli.RunAsync(migration, id, "abort");
+        output.WriteLine(aborted);
+        Assert.True(exit == 0, aborted);
+        Assert.Contains("Aborted", aborted);
+
+        var run = await instance.StopCheckedAsync();
+        Assert.True(run.Errors == 0 && run.Violations == 0, run.Output);
+        Assert.Empty(await ConsistencyLoad.MissingOnAsync(migration.SourceDb, run.Expected)); // the instance stayed on SOURCE
+        Assert.Equal(before, await TypedData.SnapshotAsync(migration.SourceDb, seeded));
+        Assert.Equal(configuration, await ConfigurationAsync(migration));
+        var protocol = await migration.SourceAdmin.GetServer(migration.Source.Endpoint).KeysAsync(0, "__redis-hotswap:*").ToArrayAsync();
+        Assert.DoesNotContain(protocol, k => !((string)k!).Contains(":instance", StringComparison.Ordinal));
+    }
+
+    private static async Task<string> ConfigurationAsync(Migration migration) =>
+        string.Join("\n", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("*")).Select(p => $"{p.Key}={p.Value}").Order(StringComparer.Ordinal));
+
+    /// <summary>
+    /// Seeds SOURCE (every common type, TTLs, two databases), runs three checked instances, migrates by copy, and checks:
+    /// exit 0 only with every instance on TARGET; zero errors and violations; every acknowledged write and exact counter on
+    /// TARGET; every seeded key equal on TARGET (TTL within 1 s); SOURCE's data and the seeded keys unchanged.
+    /// </summary>
+    internal async Task AssertCopiesUnderLoadAsync(Migration migration, string id, bool streams = true, params string[] extra)
+    {
+        var seeded0 = await TypedData.SeedAsync(migration.SourceDb, "seed", 3_000, streams);
+        var seeded1 = await TypedData.SeedAsync(migration.SourceAdmin.GetDatabase(1), "seed1", 600, streams);
+        var instances = new List<ExternalInstance>();
+        var runs = new List<CheckedRun>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                instances.Add(await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency"));
+            }
+
+            var (exit, migrated) = await CoordinatorCli.RunAsync(migration, id, ["migrate", "--sync", "copy", "--expect-instances", "3", .. extra]);
+            output.WriteLine(migrated);
+            Assert.True(exit == 0, migrated);
+            Assert.Contains("every instance on TARGET", migrated);
+        }
+        finally
+        {
+            // Every instance stops, whatever failed; what they saw is checked only once the migration itself passed.
+            foreach (var instance in instances)
+            {
+                runs.Add(await instance.StopCheckedAsync());
+                await instance.DisposeAsync();
+            }
+        }
+
+        foreach (var run in runs)
+        {
+            output.WriteLine($"{run.Writes} writes, max latency {run.MaxLatencyMs} ms");
+            Assert.True(run.Errors == 0, run.Output);
+            Assert.True(run.Violations == 0, run.Output);
+            Assert.True(run.Writes > 1_000, run.Output);
+            Assert.Empty(await ConsistencyLoad.MissingOnAsync(migration.TargetDb, run.Expected));
+        }
+
+        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, seeded0));
+        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceAdmin.GetDatabase(1), migration.TargetAdmin.GetDatabase(1), seeded1));
+
+        // SOURCE was only read: no state, directive or mark of the migration there (the instances' own reports aside).
+        var protocol = await migration.SourceAdmin.GetServer(migration.Source.Endpoint).KeysAsync(0, $"__redis-hotswap:*").ToArrayAsync();
+        Assert.DoesNotContain(protocol, k => !((string)k!).Contains(":instance", StringComparison.Ordinal));
+    }
+}
