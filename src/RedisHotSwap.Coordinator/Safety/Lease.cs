@@ -110,6 +110,7 @@ internal sealed class Lease : IAsyncDisposable
                 if (taken)
                 {
                     var names = new[] { source.Name, target.Name };
+                    LeaseHolder.HeldHere[holder.Token] = true;
                     return new Lease(connections, names, on, key, value, migrationId, Stopwatch.GetTimestamp() + (long)(TimeToLive.TotalSeconds * Stopwatch.Frequency * 0.9));
                 }
 
@@ -184,6 +185,7 @@ internal sealed class Lease : IAsyncDisposable
     {
         await stopping.CancelAsync().ConfigureAwait(false);
         await renewing.ConfigureAwait(false);
+        LeaseHolder.HeldHere.TryRemove(LeaseHolder.FromJson(value)!.Token, out _);
         foreach (var index in new[] { Volatile.Read(ref node), 1 - Volatile.Read(ref node) })
         {
             try
@@ -349,8 +351,15 @@ internal sealed record LeaseHolder(string Token, string Host, int ProcessId, str
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    /// <summary>A holder on this machine whose process is gone: a coordinator killed before it could release the lease.</summary>
-    public bool Abandoned => string.Equals(Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) && !IsRunning(ProcessId);
+    /// <summary>The tokens of the leases this process holds now.</summary>
+    internal static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> HeldHere = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A holder on this machine whose process is gone (a coordinator killed before it could release the lease), or
+    /// this process when no coordinator in it holds that lease any more (one disposed where its release was refused).
+    /// </summary>
+    public bool Abandoned => string.Equals(Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase)
+        && (ProcessId == Environment.ProcessId ? !HeldHere.ContainsKey(Token) : !IsRunning(ProcessId));
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
