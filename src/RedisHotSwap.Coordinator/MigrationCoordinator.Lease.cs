@@ -18,8 +18,11 @@ public sealed partial class MigrationCoordinator
         {
             // Copy mode writes nothing to SOURCE: its lease, like its state, lives on TARGET.
             var copy = UsesCopy(await ReadStateAsync().ConfigureAwait(false));
-            lease = await Lease.AcquireAsync(copy ? Target : Source, Target, options.MigrationId, verb, time).ConfigureAwait(false);
+            lease = await Lease.AcquireAsync(copy ? Target : Source, Target, options.MigrationId, verb, time, LongestHold + Lease.TimeToLive, LiftStaleSealAsync,
+                async line => progress?.Report(await StatusAsync(line).ConfigureAwait(false))).ConfigureAwait(false);
             Source.Guard = Target.Guard = lease.ThrowIfLost;
+            var held = lease;
+            store.Fencing = () => held.Fencing;
         }
 
         leaseHolds++;
@@ -29,6 +32,35 @@ public sealed partial class MigrationCoordinator
     /// <summary>Extends the lease over a write pause of at most <paramref name="bound"/>: a renewal cannot pass the pause.</summary>
     private Task HoldLeaseThroughAsync(TimeSpan bound) => lease?.HoldThroughAsync(bound) ?? Task.CompletedTask;
 
+    /// <summary>The longest the lease is held over a write pause: a window promotion's catch-up and fence check, each up to the promotion timeout, then the unpause.</summary>
+    private TimeSpan LongestHold => TimeSpan.FromTicks(Math.Max((2 * options.PromotionTimeout + PauseMargin).Ticks, options.MaxPause.Ticks));
+
+    /// <summary>
+    /// Before the lease is taken, when no side takes a write: a handoff stopped behind its fence (killed, say) left the
+    /// old primary sealed. Only while its successor is still its replica (nothing was promoted, so it is the only
+    /// primary) and the settings the seal changed are recorded, the pause and the seal are lifted. False otherwise.
+    /// </summary>
+    private async Task<bool> LiftStaleSealAsync()
+    {
+        var state = await store.ReadAsync().ConfigureAwait(false);
+        if (state is not { Phase: MigrationPhase.HandingOff, HandoffTo: { } to } || RecordedFenceSettings(state) is not { } recorded)
+        {
+            return false;
+        }
+
+        var (sealedSide, successor) = (Node(Other(to)), Node(to));
+        var info = await successor.InfoAsync("replication").ConfigureAwait(false);
+        if (!(info.IsReplica && Replicates(info, sealedSide)))
+        {
+            return false;
+        }
+
+        var fence = new Fence(sealedSide);
+        await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
+        await fence.RestoreAsync(recorded).ConfigureAwait(false);
+        return true;
+    }
+
     private async Task ReleaseLeaseAsync()
     {
         if (lease is { } held)
@@ -36,6 +68,7 @@ public sealed partial class MigrationCoordinator
             lease = null;
             leaseHolds = 0;
             Source.Guard = Target.Guard = null;
+            store.Fencing = null;
             await held.DisposeAsync().ConfigureAwait(false);
         }
     }

@@ -113,7 +113,7 @@ public sealed partial class MigrationCoordinator
         var replicas = await fence.ArmAsync(new FenceSettings(state.SourceMinReplicas!, state.FencedMaxLag!)).ConfigureAwait(false);
 
         var pause = (long)(options.PromotionTimeout + PauseMargin).TotalMilliseconds;
-        await HoldLeaseThroughAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
+        await HoldLeaseThroughAsync(LongestHold).ConfigureAwait(false); // through the catch-up, the fence check and the unpause
         await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
         (string Problem, string Left, string Next)? failure;
         try

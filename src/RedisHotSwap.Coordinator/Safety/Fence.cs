@@ -140,7 +140,7 @@ internal sealed class Fence(RedisNode fenced)
     {
         try
         {
-            await fenced.ExecuteAuditedAsync("let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
+            await fenced.ExecuteUndoAuditedAsync("let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -148,13 +148,13 @@ internal sealed class Fence(RedisNode fenced)
         }
     }
 
-    /// <summary>Puts the settings the fence changed back exactly as they were.</summary>
+    /// <summary>Puts the settings the fence changed back exactly as they were (an undo: never stopped by a lost lease).</summary>
     public async Task RestoreAsync(FenceSettings before)
     {
-        await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back").ConfigureAwait(false);
+        await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", guarded: false).ConfigureAwait(false);
         if (await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) != before.MaxLag)
         {
-            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back").ConfigureAwait(false);
+            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", guarded: false).ConfigureAwait(false);
         }
     }
 

@@ -24,11 +24,12 @@ internal sealed class Lease : IAsyncDisposable
     /// <summary>How long a lease lasts without renewal.</summary>
     public static readonly TimeSpan TimeToLive = TimeSpan.FromSeconds(5);
 
-    // Extends the lease if it is still ours; takes it again if it expired and nobody took it; 0 if another holds it.
+    // Extends the lease if it is still ours; 2 if it expired (never taken again: another coordinator may have run
+    // meanwhile); 0 if another holds it.
     private const string RenewScript = """
         local current = redis.call('GET', KEYS[1])
         if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-        if not current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+        if not current then return 2 end
         return 0
         """;
 
@@ -68,10 +69,15 @@ internal sealed class Lease : IAsyncDisposable
 
     /// <summary>
     /// Takes the lease for <paramref name="verb"/>, or refuses naming who holds it. A holder on this machine whose
-    /// process is gone (a killed coordinator) is waited out, at most one <see cref="TimeToLive"/>.
+    /// process is gone (a killed coordinator) is waited out, as long as its lease really has left (at most
+    /// <paramref name="maxWait"/>, said through <paramref name="notice"/>). When neither side takes a write (the old
+    /// primary sealed by a handoff stopped behind its fence, its successor still its replica) and the key is free,
+    /// <paramref name="liftStaleSeal"/> may lift the seal once (it says whether it did; it must check it is safe).
     /// </summary>
-    /// <exception cref="PreflightRefusedException">Another coordinator holds the lease.</exception>
-    public static async Task<Lease> AcquireAsync(RedisNode source, RedisNode target, string migrationId, string verb, TimeProvider time)
+    /// <exception cref="PreflightRefusedException">Another coordinator holds the lease, or no side takes it.</exception>
+    public static async Task<Lease> AcquireAsync(
+        RedisNode source, RedisNode target, string migrationId, string verb, TimeProvider time,
+        TimeSpan? maxWait = null, Func<Task<bool>>? liftStaleSeal = null, Func<string, Task>? notice = null)
     {
         var connections = new ConnectionMultiplexer[2];
         try
@@ -82,22 +88,38 @@ internal sealed class Lease : IAsyncDisposable
             var value = holder.ToJson();
             var key = MigrationKeys.Lease(migrationId);
             var waitedOut = false;
+            var lifted = false;
             while (true)
             {
                 // The primary of the migration's data first: SOURCE, unless it replicates TARGET (after a handoff).
                 var sourceIsReplica = (await source.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
                 var order = sourceIsReplica ? new[] { 1, 0 } : [0, 1];
-                var (taken, on, other) = await TryTakeAsync(connections, order, key, value).ConfigureAwait(false);
+                var (taken, on, other, refused) = await TryTakeAsync(connections, order, key, value).ConfigureAwait(false);
+                if (refused is not null)
+                {
+                    if (!lifted && liftStaleSeal is not null && await liftStaleSeal().ConfigureAwait(false))
+                    {
+                        lifted = true;
+                        continue;
+                    }
+
+                    throw new PreflightRefusedException(
+                        $"Neither {source.Name} nor {target.Name} takes the lease of migration '{migrationId}' (the last said: {refused}): no side takes writes; check both servers' roles and min-replicas-to-write ('status'), then run this command again.");
+                }
+
                 if (taken)
                 {
                     var names = new[] { source.Name, target.Name };
+                    LeaseHolder.HeldHere[holder.Token] = true;
                     return new Lease(connections, names, on, key, value, migrationId, Stopwatch.GetTimestamp() + (long)(TimeToLive.TotalSeconds * Stopwatch.Frequency * 0.9));
                 }
 
                 var ttl = await connections[on].GetDatabase().KeyTimeToLiveAsync(key).ConfigureAwait(false) ?? TimeSpan.Zero;
-                if (other is { } held && !waitedOut && held.Abandoned && ttl <= TimeToLive)
+                if (other is { } held && !waitedOut && held.Abandoned && ttl <= (maxWait ?? TimeToLive))
                 {
+                    // Its holder was killed (while it had extended the lease over a write pause, perhaps): wait out what is really left.
                     waitedOut = true;
+                    await (notice?.Invoke($"the lease of migration '{migrationId}' is held by a coordinator that is gone ({held.Describe()}); waiting {ttl.TotalSeconds:0.0} s for it to expire") ?? Task.CompletedTask).ConfigureAwait(false);
                     await Task.Delay(ttl + TimeSpan.FromMilliseconds(50), time).ConfigureAwait(false);
                     continue;
                 }
@@ -116,6 +138,12 @@ internal sealed class Lease : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The lease key and this coordinator's value in it, and the side it is on: a state write on that side is made
+    /// only while the key still holds the value (in the same transaction).
+    /// </summary>
+    public (string HeldOn, RedisKey Key, RedisValue Value) Fencing => (HeldOn, key, value);
 
     /// <summary>Throws if the lease was lost: the coordinator must not change a server any more.</summary>
     /// <exception cref="MigrationHaltedException">Another coordinator holds the lease now, or it could not be renewed in time.</exception>
@@ -137,12 +165,18 @@ internal sealed class Lease : IAsyncDisposable
 
     /// <summary>
     /// Extends the lease over a write pause of at most <paramref name="bound"/> (plus <see cref="TimeToLive"/>): while
-    /// the server holds writes, a renewal waits too.
+    /// the server holds writes, a renewal waits too. Only an extension the server confirmed holds it: otherwise the
+    /// lease counts as lost, before anything is paused.
     /// </summary>
+    /// <exception cref="MigrationHaltedException">The lease could not be extended (or was lost).</exception>
     public async Task HoldThroughAsync(TimeSpan bound)
     {
         Volatile.Write(ref holdUntil, Stopwatch.GetTimestamp() + (long)(bound.TotalSeconds * Stopwatch.Frequency));
-        await RenewAsync().ConfigureAwait(false);
+        if (!await RenewAsync().ConfigureAwait(false))
+        {
+            lost ??= $"it could not be extended over the write pause ({bound.TotalSeconds:N0} s)";
+        }
+
         ThrowIfLost();
     }
 
@@ -151,11 +185,12 @@ internal sealed class Lease : IAsyncDisposable
     {
         await stopping.CancelAsync().ConfigureAwait(false);
         await renewing.ConfigureAwait(false);
+        LeaseHolder.HeldHere.TryRemove(LeaseHolder.FromJson(value)!.Token, out _);
         foreach (var index in new[] { Volatile.Read(ref node), 1 - Volatile.Read(ref node) })
         {
             try
             {
-                await connections[index].GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [value]).ConfigureAwait(false);
+                await ReleaseOnAsync(connections[index].GetDatabase()).ConfigureAwait(false);
                 break;
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -177,45 +212,92 @@ internal sealed class Lease : IAsyncDisposable
         var options = node.Options.Clone();
         options.ClientName = ClientNames.Coordinator;
         options.AbortOnConnectFail = true;
+        options.AllowAdmin = true; // INFO: a side's own word on its role
         return await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
     }
 
-    // SET NX on the first side that takes writes; the holder found instead, and on which side, when it is taken.
-    private static async Task<(bool Taken, int On, LeaseHolder? Holder)> TryTakeAsync(ConnectionMultiplexer[] connections, int[] order, RedisKey key, string value)
+    // SET NX on the first side that takes writes; the holder found instead, and on which side, when it is taken; or
+    // (with no side) why the last side refused, when none takes writes.
+    private static async Task<(bool Taken, int On, LeaseHolder? Holder, string? Refused)> TryTakeAsync(ConnectionMultiplexer[] connections, int[] order, RedisKey key, string value)
     {
-        RedisException? refused = null;
+        string? refused = null;
         foreach (var index in order)
         {
             var db = connections[index].GetDatabase();
             var current = await db.StringGetAsync(key).ConfigureAwait(false);
             if (!current.IsNull)
             {
-                return (false, index, LeaseHolder.FromJson(current));
+                return (false, index, LeaseHolder.FromJson(current), null);
             }
 
             try
             {
                 if (await db.StringSetAsync(key, value, TimeToLive, When.NotExists).ConfigureAwait(false))
                 {
-                    return (true, index, null);
+                    return (true, index, null, null);
                 }
 
-                return (false, index, LeaseHolder.FromJson(await db.StringGetAsync(key).ConfigureAwait(false)));
+                return (false, index, LeaseHolder.FromJson(await db.StringGetAsync(key).ConfigureAwait(false)), null);
             }
-            catch (RedisException ex) when (IsNotWritable(ex))
+            catch (RedisServerException ex) when (IsNotWritable(ex))
             {
-                refused = ex; // a replica, or a side fenced off: the primary is the other one
+                refused = ex.Message; // a replica, or a side fenced off: the primary is the other one
+            }
+            catch (RedisConnectionException)
+            {
+                // The client refuses to send a write to a side it knows is a replica; only the side's own word counts.
+                if (await RoleAsync(connections[index]).ConfigureAwait(false) != "slave")
+                {
+                    throw;
+                }
+
+                refused = "a replica";
             }
         }
 
-        throw refused!;
+        return (false, -1, null, refused);
     }
 
-    // A replica (READONLY, or refused by the client once it knows the role) or a side fenced off (NOREPLICAS).
+    // A replica (READONLY) or a side fenced off (NOREPLICAS): its own answer, never a connection that failed.
+    // The release and the renewal are scripts (compare the token, then act, atomically). A server that runs no script
+    // (Garnet, by default) gets the same steps one by one, the token read back after: a lease another coordinator
+    // took meanwhile is then seen as lost at the next renewal instead of at once.
+    private async Task ReleaseOnAsync(IDatabase db)
+    {
+        try
+        {
+            await db.ScriptEvaluateAsync(ReleaseScript, [key], [value]).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (!IsNotWritable(ex))
+        {
+            if (await db.StringGetAsync(key).ConfigureAwait(false) == value)
+            {
+                await db.KeyDeleteAsync(key).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task<long> RenewOnAsync(IDatabase db, string ms)
+    {
+        try
+        {
+            return (long)await db.ScriptEvaluateAsync(RenewScript, [key], [value, ms]).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (!IsNotWritable(ex))
+        {
+            if (await db.StringGetAsync(key).ConfigureAwait(false) != value)
+            {
+                return 0;
+            }
+
+            await db.KeyExpireAsync(key, TimeSpan.FromMilliseconds(long.Parse(ms, CultureInfo.InvariantCulture))).ConfigureAwait(false);
+            return await db.StringGetAsync(key).ConfigureAwait(false) == value ? 1 : 0;
+        }
+    }
+
     private static bool IsNotWritable(RedisException ex) =>
-        ex is RedisConnectionException
-        || ex.Message.StartsWith("READONLY", StringComparison.Ordinal)
-        || ex.Message.StartsWith("NOREPLICAS", StringComparison.Ordinal);
+        ex is RedisServerException
+        && (ex.Message.StartsWith("READONLY", StringComparison.Ordinal) || ex.Message.StartsWith("NOREPLICAS", StringComparison.Ordinal));
 
     private async Task RenewLoopAsync()
     {
@@ -230,11 +312,12 @@ internal sealed class Lease : IAsyncDisposable
                 return;
             }
 
-            await RenewAsync().ConfigureAwait(false);
+            _ = await RenewAsync().ConfigureAwait(false);
         }
     }
 
-    private async Task RenewAsync()
+    // True once the server confirmed the extension.
+    private async Task<bool> RenewAsync()
     {
         var sent = Stopwatch.GetTimestamp();
         var held = Volatile.Read(ref holdUntil) - sent;
@@ -245,25 +328,56 @@ internal sealed class Lease : IAsyncDisposable
             var index = Volatile.Read(ref node);
             try
             {
-                var result = (long)await connections[index].GetDatabase().ScriptEvaluateAsync(RenewScript, [key], [value, ms]).ConfigureAwait(false);
+                var result = await RenewOnAsync(connections[index].GetDatabase(), ms).ConfigureAwait(false);
                 if (result == 0)
                 {
                     var other = LeaseHolder.FromJson(await connections[index].GetDatabase().StringGetAsync(key).ConfigureAwait(false));
                     lost ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
-                    return;
+                    return false;
+                }
+
+                if (result == 2)
+                {
+                    lost ??= $"it expired before it could be renewed (this coordinator stalled, or {names[index]} was out of reach, for over {TimeToLive.TotalSeconds:N0} s); another coordinator may have run meanwhile";
+                    return false;
                 }
 
                 Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * Stopwatch.Frequency * 0.9));
-                return;
-            }
-            catch (RedisException ex) when (IsNotWritable(ex))
-            {
-                Volatile.Write(ref node, 1 - index); // the primary role moved: the key replicated there before it did
+                return true;
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                return; // tried again at the next renewal; lost only once it is no longer valid
+                // The primary role moved (the key replicated there before it did): follow it only from a side that
+                // refuses writes by its own word (the client refuses a known replica's) to one that says it is a
+                // primary now; a side merely out of reach is never a reason to move. Else tried again at the next
+                // renewal: lost only once it is no longer valid.
+                var refused = ex is RedisException redis && IsNotWritable(redis)
+                    || (ex is RedisConnectionException && await RoleAsync(connections[index]).ConfigureAwait(false) == "slave");
+                if (attempt > 0 || !refused || !await IsPrimaryAsync(1 - index).ConfigureAwait(false))
+                {
+                    return false;
+                }
+
+                Volatile.Write(ref node, 1 - index);
             }
+        }
+
+        return false;
+    }
+
+    private async Task<bool> IsPrimaryAsync(int index) => await RoleAsync(connections[index]).ConfigureAwait(false) == "master";
+
+    // The role the side's INFO reports (master or slave); null when it cannot be asked.
+    private static async Task<string?> RoleAsync(ConnectionMultiplexer connection)
+    {
+        try
+        {
+            var info = (string?)await connection.GetDatabase().ExecuteAsync("INFO", "replication").ConfigureAwait(false);
+            return info?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("role:", StringComparison.Ordinal))?["role:".Length..];
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return null;
         }
     }
 }
@@ -273,8 +387,15 @@ internal sealed record LeaseHolder(string Token, string Host, int ProcessId, str
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    /// <summary>A holder on this machine whose process is gone: a coordinator killed before it could release the lease.</summary>
-    public bool Abandoned => string.Equals(Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) && !IsRunning(ProcessId);
+    /// <summary>The tokens of the leases this process holds now.</summary>
+    internal static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> HeldHere = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A holder on this machine whose process is gone (a coordinator killed before it could release the lease), or
+    /// this process when no coordinator in it holds that lease any more (one disposed where its release was refused).
+    /// </summary>
+    public bool Abandoned => string.Equals(Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase)
+        && (ProcessId == Environment.ProcessId ? !HeldHere.ContainsKey(Token) : !IsRunning(ProcessId));
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 

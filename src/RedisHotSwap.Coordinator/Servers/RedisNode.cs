@@ -131,10 +131,17 @@ internal sealed class RedisNode : IAsyncDisposable
         return pairs.Length == 0 ? null : pairs[0].Value;
     }
 
-    /// <summary><c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown.</summary>
-    internal async Task ConfigSetAuditedAsync(string key, string value, string reason)
+    /// <summary>
+    /// <c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown. An undo
+    /// (<paramref name="guarded"/> false: it only puts back what the coordinator changed) goes through even once the lease is lost.
+    /// </summary>
+    internal async Task ConfigSetAuditedAsync(string key, string value, string reason, bool guarded = true)
     {
-        Guard?.Invoke();
+        if (guarded)
+        {
+            Guard?.Invoke();
+        }
+
         await Server.ConfigSetAsync(key, value).ConfigureAwait(false);
         var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
         Audit?.Invoke($"{Name}: CONFIG SET {key} {shown} ({reason})");
@@ -144,6 +151,15 @@ internal sealed class RedisNode : IAsyncDisposable
     internal async Task<RedisResult> ExecuteAuditedAsync(string reason, string command, params object[] args)
     {
         Guard?.Invoke();
+        return await ExecuteUndoAuditedAsync(reason, command, args).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A command that only undoes what the coordinator changed (lifting its own pause), recorded in the audit trail;
+    /// never guarded by the lease: a coordinator that lost its lease still cleans up after itself.
+    /// </summary>
+    internal async Task<RedisResult> ExecuteUndoAuditedAsync(string reason, string command, params object[] args)
+    {
         var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
         Audit?.Invoke($"{Name}: {command} {string.Join(' ', args)} ({reason})");
         return result;

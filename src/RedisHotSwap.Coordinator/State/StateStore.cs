@@ -7,6 +7,12 @@ namespace RedisHotSwap.Coordinator.State;
 /// <summary>Reads and writes <see cref="MigrationState"/> on whichever side is the primary of the migration's data.</summary>
 internal sealed class StateStore(RedisNode source, RedisNode target, string migrationId)
 {
+    /// <summary>
+    /// The lease this run holds, if any: where its key lives on the side written, a write is made only while the key
+    /// still holds this run's value, in the same transaction.
+    /// </summary>
+    public Func<(string HeldOn, RedisKey Key, RedisValue Value)>? Fencing { get; set; }
+
     /// <summary>The newer of the two copies (SOURCE's replicates to TARGET; after promotion only TARGET's moves).</summary>
     public async Task<MigrationState> ReadAsync()
     {
@@ -28,11 +34,25 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
         var key = MigrationKeys.State(migrationId);
         var transaction = primary.Database.CreateTransaction();
         transaction.AddCondition(state.Revision == 0 ? Condition.KeyNotExists(key) : Condition.HashEqual(key, "revision", state.Revision));
+        var fenced = Fencing?.Invoke() is { } lease && lease.HeldOn == primary.Name ? lease : ((string, RedisKey, RedisValue)?)null;
+        if (fenced is { } held)
+        {
+            transaction.AddCondition(Condition.StringEqual(held.Item2, held.Item3));
+        }
+
         _ = transaction.KeyDeleteAsync(key);
         _ = transaction.HashSetAsync(key, next.ToHash());
         if (!await transaction.ExecuteAsync().ConfigureAwait(false))
         {
             var found = await primary.Database.HashGetAsync(key, "revision").ConfigureAwait(false);
+            if (fenced is { } mine && await primary.Database.StringGetAsync(mine.Item2).ConfigureAwait(false) != mine.Item3)
+            {
+                throw new MigrationHaltedException(
+                    $"This coordinator lost the lease on migration '{migrationId}' before it could write the state ({primary.Name} no longer holds its lease).",
+                    "This run wrote nothing more; what it did before stands (see 'status').",
+                    "Make sure no other coordinator runs this migration, then run the same command again.");
+            }
+
             throw new MigrationHaltedException(
                 $"The migration's state changed under this run: it was read at revision {state.Revision}, {primary.Name} now holds {(found.IsNull ? "none" : found)}; another coordinator wrote it.",
                 "This run wrote nothing more; what it did before stands (see 'status').",

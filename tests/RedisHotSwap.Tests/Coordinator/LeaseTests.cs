@@ -127,6 +127,145 @@ public sealed class LeaseTests
         Assert.Contains("read at revision 5, SOURCE now holds 1", stale.Problem);
     }
 
+    [Fact]
+    public async Task HoldThroughAsync_WhenTheExtensionIsRefused_LosesTheLeaseButStillUndoesTheFence()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true); // TARGET a writable replica: it must not take the renewal
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "unextended", "migrate", TimeProvider.System);
+        source.Guard = target.Guard = lease.ThrowIfLost;
+        await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigSetAsync("min-replicas-to-write", "2"); // SOURCE refuses the extension (NOREPLICAS)
+
+        var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => lease.HoldThroughAsync(TimeSpan.FromSeconds(2)));
+
+        Assert.Contains("could not be extended over the write pause", halted.Problem);
+        Assert.Equal("SOURCE", lease.HeldOn); // not moved to a replica
+        await Assert.ThrowsAsync<MigrationHaltedException>(() => target.ExecuteAuditedAsync("a change after the lease was lost", "REPLICAOF", "NO", "ONE"));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        var fence = new Fence(source);
+        await fence.UnpauseQuietlyAsync();
+        await fence.RestoreAsync(new FenceSettings("0", "10")); // an undo goes through all the same
+        Assert.Equal("0", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("min-replicas-to-write"))[0].Value);
+    }
+
+    [Fact]
+    public async Task Renewal_AfterTheKeyExpired_CountsTheLeaseLostAndNeverTakesItAgain()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "expired", "migrate", TimeProvider.System);
+
+        await migration.SourceDb.KeyDeleteAsync(MigrationKeys.Lease("expired")); // as its expiry would, during a stall
+
+        await Eventually.TrueAsync(() => Task.FromResult(Throws(lease.ThrowIfLost)), "the renewal to find the lease gone");
+        var halted = Assert.Throws<MigrationHaltedException>(lease.ThrowIfLost);
+        Assert.Contains("expired before it could be renewed", halted.Problem);
+        Assert.False(await migration.SourceDb.KeyExistsAsync(MigrationKeys.Lease("expired")));
+        Assert.False(await migration.TargetDb.KeyExistsAsync(MigrationKeys.Lease("expired")));
+    }
+
+    [Fact]
+    public async Task WriteAsync_AfterAnotherCoordinatorTookTheLease_IsRefusedInTheSameTransaction()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "fenced", "migrate", TimeProvider.System);
+        var store = new StateStore(source, target, "fenced") { Fencing = () => lease.Fencing };
+        var read = await store.ReadAsync();
+        var written = await store.WriteAsync(read.Enter(MigrationPhase.Replicating, DateTimeOffset.UtcNow), source);
+
+        var thief = new LeaseHolder("other-token", "elsewhere", 4242, "abort", DateTimeOffset.UtcNow).ToJson();
+        await migration.SourceDb.StringSetAsync(MigrationKeys.Lease("fenced"), thief, TimeSpan.FromMinutes(1));
+        var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => store.WriteAsync(written.Enter(MigrationPhase.Aborted, DateTimeOffset.UtcNow), source));
+
+        Assert.Contains("lost the lease", halted.Problem);
+        var stored = await store.ReadAsync();
+        Assert.Equal((MigrationPhase.Replicating, written.Revision), (stored.Phase, stored.Revision));
+    }
+
+    [Fact]
+    public async Task Acquire_WhenAKilledHolderExtendedItOverAPause_WaitsOutWhatIsLeftAndSaysSo()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        var dead = await DeadProcessIdAsync();
+        var killed = new LeaseHolder("killed-token", Environment.MachineName, dead, "promote", DateTimeOffset.UtcNow).ToJson();
+        await migration.SourceDb.StringSetAsync(MigrationKeys.Lease("paused"), killed, TimeSpan.FromSeconds(7)); // over 5 s: extended over a pause
+
+        var tooLong = await Assert.ThrowsAsync<PreflightRefusedException>(() => Lease.AcquireAsync(source, target, "paused", "migrate", TimeProvider.System, maxWait: TimeSpan.FromSeconds(3)));
+        Assert.Contains($"pid {dead}", string.Join(' ', tooLong.Problems));
+
+        var said = new List<string>();
+        await using (var lease = await Lease.AcquireAsync(source, target, "paused", "migrate", TimeProvider.System, maxWait: TimeSpan.FromSeconds(70), notice: line =>
+        {
+            said.Add(line);
+            return Task.CompletedTask;
+        }))
+        {
+            Assert.Contains(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), (string?)await migration.SourceDb.StringGetAsync(MigrationKeys.Lease("paused")));
+        }
+
+        Assert.Contains($"pid {dead}", Assert.Single(said));
+        Assert.Contains("waiting", said[0]);
+    }
+
+    [Fact]
+    public async Task Abort_AfterAHandoffStoppedBehindItsSeal_LiftsTheSealAndRuns()
+    {
+        const string id = "sealed";
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await SealAsHandoffLeftItAsync(migration, id, recorded: true);
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "abort");
+
+        Assert.True(exit == 0, output);
+        Assert.Equal("0", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("min-replicas-to-write"))[0].Value);
+        Assert.True(await migration.SourceDb.StringSetAsync("after-abort", "1")); // SOURCE takes writes again
+    }
+
+    [Fact]
+    public async Task Acquire_OnASealedSourceWithNothingRecorded_RefusesInOneLineAndLeavesTheSeal()
+    {
+        const string id = "sealed-unknown";
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await SealAsHandoffLeftItAsync(migration, id, recorded: false);
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "abort");
+
+        Assert.True(exit == 2, output);
+        Assert.Contains("Neither SOURCE nor TARGET takes the lease", Assert.Single(output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
+        Assert.Equal("2", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("min-replicas-to-write"))[0].Value);
+    }
+
+    // SOURCE sealed (one replica more than it has) and TARGET its read-only replica, as a handoff killed after the seal leaves them.
+    private static async Task SealAsHandoffLeftItAsync(Migration migration, string id, bool recorded)
+    {
+        await using (var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None))
+        await using (var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None))
+        {
+            var store = new StateStore(source, target, id);
+            var state = (await store.ReadAsync()).Enter(MigrationPhase.HandingOff, DateTimeOffset.UtcNow) with { Cutover = CutoverMode.Handoff, HandoffTo = RedisSide.Target };
+            await store.WriteAsync(recorded ? state with { SourceMinReplicas = "0", FencedMaxLag = "10" } : state, source);
+        }
+
+        await migration.ReplicatedAsync();
+        await migration.TargetAdmin.GetServer(migration.Target.Endpoint).ConfigSetAsync("replica-read-only", "yes");
+        await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigSetAsync("min-replicas-to-write", "2");
+        var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("sealed-probe", "1"));
+        Assert.StartsWith("NOREPLICAS", refused.Message);
+    }
+
+    private static async Task<int> DeadProcessIdAsync()
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("true") { UseShellExecute = false })!;
+        await process.WaitForExitAsync();
+        return process.Id;
+    }
+
     private static bool Throws(Action action)
     {
         try
