@@ -314,7 +314,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     private async Task<(bool Done, string Waiting)> InstancesOnAsync(RedisSide side, bool requireExpected = false)
     {
         var live = await instances.LiveAsync().ConfigureAwait(false);
-        var stragglers = live.Where(r => r.Side != side || r.Draining).ToArray();
+        var stragglers = live.Where(r => r.Problem is not null || r.Side != side || r.Draining).ToArray();
         if ((side == RedisSide.Target || requireExpected) && live.Count < options.ExpectedInstances)
         {
             return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
@@ -327,5 +327,5 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     }
 
     private static string Names(IEnumerable<InstanceReport> reports) =>
-        string.Join(", ", reports.Select(r => $"{r.InstanceId} ({r.Application}, pid {r.ProcessId}{(r.Draining ? ", draining" : string.Empty)})"));
+        string.Join(", ", reports.Select(r => $"{r.InstanceId} ({r.Application}, pid {r.ProcessId}{(r.Draining ? ", draining" : string.Empty)}{(r.Problem is { } problem ? $", {problem}" : string.Empty)})"));
 }

@@ -204,7 +204,7 @@ public sealed partial class MigrationCoordinator
         {
             await AnnounceAsync().ConfigureAwait(false);
             var live = await instances.LiveAsync().ConfigureAwait(false);
-            var untracked = live.Where(r => r.Tracking is null || r.Side != RedisSide.Source).ToArray();
+            var untracked = live.Where(r => r.Problem is not null || r.Tracking is null || r.Side != RedisSide.Source).ToArray();
             if (live.Count < options.ExpectedInstances)
             {
                 return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
@@ -494,7 +494,7 @@ public sealed partial class MigrationCoordinator
         while (problem is null)
         {
             var live = await instances.LiveAsync().ConfigureAwait(false);
-            var open = live.Where(r => r.Fenced != directive.Epoch).ToArray();
+            var open = live.Where(r => r.Problem is not null || r.Fenced != directive.Epoch).ToArray();
             if (live.Count >= options.ExpectedInstances && open.Length == 0)
             {
                 break;

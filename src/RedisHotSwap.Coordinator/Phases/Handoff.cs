@@ -400,7 +400,7 @@ public sealed partial class MigrationCoordinator
             return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
         }
 
-        var waiting = live.Where(r => r.Side != from || r.Armed != to || r.Draining).ToArray();
+        var waiting = live.Where(r => r.Problem is not null || r.Side != from || r.Armed != to || r.Draining).ToArray();
         return waiting.Length == 0
             ? (true, $"nothing: all {live.Count} instances are armed")
             : (false, $"{waiting.Length} of {live.Count} instances not armed for {Upper(to)} yet: {Names(waiting)}");

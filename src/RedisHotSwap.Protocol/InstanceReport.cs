@@ -44,6 +44,18 @@ internal sealed record InstanceReport(
 
     /// <summary>Reads a stored report; null when it is not one.</summary>
     public static InstanceReport? FromJson(string? json) => ProtocolJson.TryRead(json, ProtocolJson.Default.InstanceReport);
+
+    /// <summary>
+    /// Why the coordinator cannot count on what this report says (another protocol version, another migration, a side
+    /// it does not know); null when it can. Such an instance is live, so it is waited for, never counted as done.
+    /// </summary>
+    [JsonIgnore]
+    public string? Problem => this switch
+    {
+        { Version: not MigrationKeys.Version } => $"speaks protocol version {Version}, not {MigrationKeys.Version}: run the same RedisHotSwap version in the applications and the tool",
+        _ when !Enum.IsDefined(Side) || Armed is { } armed && !Enum.IsDefined(armed) => "reports a side this version does not know",
+        _ => null,
+    };
 }
 
 /// <summary>
