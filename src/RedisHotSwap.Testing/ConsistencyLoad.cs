@@ -30,10 +30,19 @@ public sealed class ConsistencyLoad : IAsyncDisposable
     private long writes;
     private long maxTicks;
 
-    /// <summary>Starts <paramref name="loops"/> loops on <paramref name="db"/>.</summary>
-    public ConsistencyLoad(IDatabase db, string prefix, int loops)
+    /// <summary>Starts <paramref name="loops"/> loops on <paramref name="db"/>, at full speed or paced.</summary>
+    /// <param name="db">Where the loops write.</param>
+    /// <param name="prefix">What every key of this load starts with.</param>
+    /// <param name="loops">How many loops run at once.</param>
+    /// <param name="writesPerSecond">
+    /// The pace of the whole load (writes, three a round, spread over the loops), as a service that is not saturated
+    /// would see it; null for as fast as the machine goes. A loop held back (by a pause) catches up afterwards, as
+    /// queued requests would.
+    /// </param>
+    public ConsistencyLoad(IDatabase db, string prefix, int loops, double? writesPerSecond = null)
     {
-        this.loops = Enumerable.Range(0, loops).Select(i => Task.Run(() => RunAsync(db, $"{prefix}:{i}"))).ToArray();
+        var round = writesPerSecond is > 0 ? TimeSpan.FromSeconds(3.0 * loops / writesPerSecond.Value) : TimeSpan.Zero;
+        this.loops = Enumerable.Range(0, loops).Select(i => Task.Run(() => RunAsync(db, $"{prefix}:{i}", round))).ToArray();
     }
 
     /// <summary>Writes acknowledged so far (three a round: two SETs and an INCR).</summary>
@@ -105,13 +114,20 @@ public sealed class ConsistencyLoad : IAsyncDisposable
         stop.Dispose();
     }
 
-    private async Task RunAsync(IDatabase db, string prefix)
+    private async Task RunAsync(IDatabase db, string prefix, TimeSpan round)
     {
         var last = $"{prefix}:last";
         var counter = $"{prefix}:counter";
         long count = 0;
+        var started = Stopwatch.GetTimestamp();
         for (long n = 1; !stop.IsCancellationRequested; n++)
         {
+            var ahead = (round * (n - 1)) - Stopwatch.GetElapsedTime(started);
+            if (ahead > TimeSpan.Zero)
+            {
+                await Task.Delay(ahead, CancellationToken.None).ConfigureAwait(false);
+            }
+
             try
             {
                 var unique = $"{prefix}:w:{n}";

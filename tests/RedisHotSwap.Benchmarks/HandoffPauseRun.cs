@@ -16,7 +16,7 @@ namespace RedisHotSwap.Benchmarks;
 /// </summary>
 internal static class HandoffPauseRun
 {
-    public static async Task<int> RunAsync(int cutovers)
+    public static async Task<int> RunAsync(int cutovers, double? writesPerSecond, bool trace)
     {
         // As the redis-hotswap tool does: no continuation behind the pause waits for the thread pool to add a thread.
         ThreadPool.SetMinThreads(16, 16);
@@ -39,7 +39,7 @@ internal static class HandoffPauseRun
         {
             for (var i = 0; i < 3; i++)
             {
-                instances.Add(await ExternalInstance.StartAsync(settings, load: "consistency"));
+                instances.Add(await ExternalInstance.StartAsync(settings, load: writesPerSecond is > 0 ? string.Create(CultureInfo.InvariantCulture, $"consistency@{writesPerSecond.Value / 3}") : "consistency"));
             }
 
             var options = new CoordinatorOptions
@@ -49,6 +49,7 @@ internal static class HandoffPauseRun
                 MigrationId = "benchmark",
                 ExpectedInstances = 3,
                 PollInterval = TimeSpan.FromMilliseconds(50),
+                Audit = trace ? line => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {DateTimeOffset.UtcNow:HH:mm:ss.ffffff} {line}")) : null,
             };
             await using var coordinator = await MigrationCoordinator.ConnectAsync(options);
             await coordinator.ReplicateAsync(); // the initial sync is not a cutover

@@ -3,7 +3,7 @@ using RedisHotSwap.Benchmarks;
 
 // dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --interleaved [rounds]   (the README's figures)
 // dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --filter '*'              (BenchmarkDotNet)
-// dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --handoff [cutovers]      (the handoff's pause)
+// dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --handoff [cutovers] [writes/s|full] [--trace]  (the handoff's pause)
 // dotnet run -c Release --project tests/RedisHotSwap.Benchmarks -- --copy [keys] [cutovers]   (copy mode: backfill rate, pause)
 if (args is ["--copy", ..])
 {
@@ -14,7 +14,11 @@ if (args is ["--copy", ..])
 
 if (args is ["--handoff", ..])
 {
-    return await HandoffPauseRun.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10);
+    // By default the load is paced at 30,000 writes/s (a service with headroom); "full" runs it as fast as the machine goes.
+    return await HandoffPauseRun.RunAsync(
+        args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10,
+        args.Length > 2 && args[2] != "--trace" ? (args[2] == "full" ? null : double.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)) : 30_000,
+        args.Contains("--trace"));
 }
 
 if (args is ["--interleaved", ..])
