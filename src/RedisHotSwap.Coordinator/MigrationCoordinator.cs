@@ -135,8 +135,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
             await other.ExecuteAuditedAsync("the migration is finished: stop replicating", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
         }
 
-        await other.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of the other server stays behind").ConfigureAwait(false);
-        await primary.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of the other server stays behind").ConfigureAwait(false);
+        await RestoreSettingsAsync(state, other, primary).ConfigureAwait(false); // no secret of the other server stays behind
         await other.RewriteConfigAsync("keep the finished side refusing writes across a restart").ConfigureAwait(false);
         await primary.RewriteConfigAsync("keep the primary a primary across a restart").ConfigureAwait(false);
 

@@ -54,8 +54,7 @@ public sealed partial class MigrationCoordinator
             await Target.ExecuteAuditedAsync("abort: detach TARGET", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAuditedAsync("masterauth", string.Empty, "no secret of SOURCE stays on TARGET").ConfigureAwait(false);
-        await Target.ConfigSetAuditedAsync("masteruser", string.Empty, "no user of SOURCE stays on TARGET").ConfigureAwait(false);
+        await RestoreSettingsAsync(state, Target, Source).ConfigureAwait(false); // no secret of SOURCE stays on TARGET
 
         progress?.Report(await StatusAsync(onlyOnTarget == 0
             ? "aborted; TARGET detached"

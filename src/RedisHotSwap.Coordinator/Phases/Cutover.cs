@@ -39,7 +39,7 @@ public sealed partial class MigrationCoordinator
                 Source).ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAuditedAsync("replica-read-only", "no", "open the writable window: switched instances write TARGET").ConfigureAwait(false);
+        state = await ChangeSettingAsync(state, Source, Target, "replica-read-only", "no", "open the writable window: switched instances write TARGET").ConfigureAwait(false);
 
         string? unsafeWindow = null;
         var moved = await WaitAsync(options.InstancesTimeout, async () =>

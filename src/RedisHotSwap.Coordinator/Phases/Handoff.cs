@@ -136,8 +136,8 @@ public sealed partial class MigrationCoordinator
         // The replica must refuse writes until it is the primary: an instance flipped early could otherwise write
         // there and lose it to a resync; and the side that becomes the replica must too, or it would take writes
         // that never reach the new primary.
-        await primary.ConfigSetAuditedAsync("replica-read-only", "yes", "the side about to become a replica must refuse writes").ConfigureAwait(false);
-        await replica.ConfigSetAuditedAsync("replica-read-only", "yes", "no application writes a replica before it is promoted").ConfigureAwait(false);
+        state = await ChangeSettingAsync(state, primary, primary, "replica-read-only", "yes", "the side about to become a replica must refuse writes").ConfigureAwait(false);
+        state = await ChangeSettingAsync(state, primary, replica, "replica-read-only", "yes", "no application writes a replica before it is promoted").ConfigureAwait(false);
 
         // A fence an earlier migration left on the successor (a finished one leaves the old side refusing writes) must
         // not bite the moment it becomes the primary, before its new replica has connected.
@@ -149,12 +149,12 @@ public sealed partial class MigrationCoordinator
         // Once demoted, the old primary replicates the new one and authenticates with its credentials.
         if (replica.Options.Password is { Length: > 0 } password)
         {
-            await primary.ConfigSetAuditedAsync("masterauth", password, $"so that {Upper(from)} can replicate {Upper(to)} after the handoff").ConfigureAwait(false);
+            state = await ChangeSettingAsync(state, primary, primary, "masterauth", password, $"so that {Upper(from)} can replicate {Upper(to)} after the handoff").ConfigureAwait(false);
         }
 
         if (replica.Options.User is { Length: > 0 } user)
         {
-            await primary.ConfigSetAuditedAsync("masteruser", user, $"so that {Upper(from)} can replicate {Upper(to)} after the handoff").ConfigureAwait(false);
+            state = await ChangeSettingAsync(state, primary, primary, "masteruser", user, $"so that {Upper(from)} can replicate {Upper(to)} after the handoff").ConfigureAwait(false);
         }
 
         if (state.Phase != MigrationPhase.Arming || state.HandoffTo != to)

@@ -55,8 +55,7 @@ public sealed partial class MigrationCoordinator
             state = await EnterAsync(state, MigrationPhase.Promoted, Target).ConfigureAwait(false);
         }
 
-        await Target.ConfigSetAuditedAsync("masterauth", string.Empty, "SOURCE's secret has no business on TARGET now").ConfigureAwait(false);
-        await Target.ConfigSetAuditedAsync("masteruser", string.Empty, "SOURCE's user has no business on TARGET now").ConfigureAwait(false);
+        await RestoreSettingsAsync(state, Target, Source).ConfigureAwait(false); // SOURCE's secret has no business on TARGET now
         await UnpauseQuietlyAsync().ConfigureAwait(false);
 
         // SOURCE refuses the SET now, but PUBLISH is no write: instances still listening there hear it at once.

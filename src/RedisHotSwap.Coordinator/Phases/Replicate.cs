@@ -22,14 +22,17 @@ public sealed partial class MigrationCoordinator
             // Safe to (re)issue: no application writes to TARGET before the cutover opens the writable window.
             state = await EnterAsync(state, MigrationPhase.Replicating, Source).ConfigureAwait(false);
             await Source.Database.KeyDeleteAsync(MigrationKeys.Directive(options.MigrationId)).ConfigureAwait(false);
+            // Until the writable window or a promotion, an application that writes TARGET (flipped early) must be
+            // refused: the initial sync would erase what it wrote.
+            state = await ChangeSettingAsync(state, Source, Target, "replica-read-only", "yes", "no application writes TARGET before the writable window or a promotion").ConfigureAwait(false);
             if (Source.Options.Password is { Length: > 0 } password)
             {
-                await Target.ConfigSetAuditedAsync("masterauth", password, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
+                state = await ChangeSettingAsync(state, Source, Target, "masterauth", password, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
             }
 
             if (Source.Options.User is { Length: > 0 } user)
             {
-                await Target.ConfigSetAuditedAsync("masteruser", user, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
+                state = await ChangeSettingAsync(state, Source, Target, "masteruser", user, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
             }
 
             await Target.ExecuteAuditedAsync("make TARGET a replica of SOURCE", "REPLICAOF", Source.Host, Source.Port).ConfigureAwait(false);

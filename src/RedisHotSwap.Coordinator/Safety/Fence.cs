@@ -151,7 +151,11 @@ internal sealed class Fence(RedisNode fenced)
     /// <summary>Puts the settings the fence changed back exactly as they were (an undo: never stopped by a lost lease).</summary>
     public async Task RestoreAsync(FenceSettings before)
     {
-        await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+        if (await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) != before.MinReplicas)
+        {
+            await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+        }
+
         if (await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) != before.MaxLag)
         {
             await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", guarded: false).ConfigureAwait(false);

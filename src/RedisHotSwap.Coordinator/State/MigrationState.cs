@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using StackExchange.Redis;
 
@@ -57,6 +58,12 @@ internal sealed record MigrationState
     /// <summary>Copy: the backfill's SCAN cursor per database ("done" once the database is copied).</summary>
     public IReadOnlyDictionary<int, string> CopyCursors { get; init; } = new Dictionary<int, string>();
 
+    /// <summary>
+    /// The settings the migration changed beside the fence, as they were before its first change, by
+    /// <c>source:key</c> or <c>target:key</c>; put back when it ends. A secret's value is never recorded.
+    /// </summary>
+    public ImmutableDictionary<string, string> OriginalSettings { get; init; } = ImmutableDictionary<string, string>.Empty;
+
     /// <summary>Copy: what the last verification compared and found.</summary>
     public string? CopyVerified { get; init; }
 
@@ -94,6 +101,7 @@ internal sealed record MigrationState
         entries.Add(new("sync", Sync?.ToString() ?? string.Empty));
         entries.Add(new("copy-verified", CopyVerified ?? string.Empty));
         entries.Add(new("copy-pause-ms", CopyPauseMs?.ToString("R", CultureInfo.InvariantCulture) ?? string.Empty));
+        entries.AddRange(OriginalSettings.Select(p => new HashEntry($"original:{p.Key}", p.Value)));
         entries.AddRange(CopyCursors.Select(p => new HashEntry($"copy-cursor:{p.Key.ToString(CultureInfo.InvariantCulture)}", p.Value)));
         entries.AddRange(Started.Select(p => new HashEntry($"started:{p.Key}", p.Value)));
         entries.AddRange(Ended.Select(p => new HashEntry($"ended:{p.Key}", p.Value)));
@@ -134,6 +142,9 @@ internal sealed record MigrationState
             CopyCursors = fields
                 .Where(f => f.Key.StartsWith("copy-cursor:", StringComparison.Ordinal) && int.TryParse(f.Key["copy-cursor:".Length..], CultureInfo.InvariantCulture, out _))
                 .ToDictionary(f => int.Parse(f.Key["copy-cursor:".Length..], CultureInfo.InvariantCulture), f => f.Value),
+            OriginalSettings = fields
+                .Where(f => f.Key.StartsWith("original:", StringComparison.Ordinal))
+                .ToImmutableDictionary(f => f.Key["original:".Length..], f => f.Value),
             Started = Times("started:"),
             Ended = Times("ended:"),
         };
