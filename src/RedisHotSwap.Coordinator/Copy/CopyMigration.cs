@@ -100,7 +100,7 @@ public sealed partial class MigrationCoordinator
 
     /// <summary>
     /// A cluster can be TARGET, never SOURCE (the copy scans one server); and it has only database 0, so SOURCE must use
-    /// no other. Checked again before each pass over SOURCE's databases: a key written to another one meanwhile halts.
+    /// no other. The backfill and every converging round check again (a key written to another one meanwhile halts).
     /// </summary>
     private async Task<List<string>> ClusterProblemsAsync()
     {
