@@ -22,8 +22,8 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
         }
 
         var keys = ids.SelectMany(id => new[] { MigrationKeys.Instance(migrationId, id, RedisSide.Source), MigrationKeys.Instance(migrationId, id, RedisSide.Target) }).ToArray();
-        var onSource = await source.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
-        var onTarget = await target.ReadAsync(db => db.StringGetAsync(keys), new RedisValue[keys.Length]).ConfigureAwait(false);
+        var onSource = await source.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]).ConfigureAwait(false);
+        var onTarget = await target.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]).ConfigureAwait(false);
         return ids
             .Select((_, i) => new[] { onSource[2 * i], onSource[(2 * i) + 1], onTarget[2 * i], onTarget[(2 * i) + 1] }
                 .Select(json => InstanceReport.FromJson(json))
@@ -33,4 +33,7 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
             .OrderBy(r => r.InstanceId, StringComparer.Ordinal)
             .ToArray();
     }
+
+    // One GET per key, pipelined: the reports of a cluster lie in different slots, where one MGET cannot reach them all.
+    private static Task<RedisValue[]> GetEachAsync(IDatabase db, RedisKey[] keys) => Task.WhenAll(keys.Select(k => db.StringGetAsync(k)));
 }

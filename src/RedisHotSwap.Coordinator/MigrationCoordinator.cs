@@ -219,7 +219,7 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
             SyncTotalBytes = target.IsReplica && target.SyncInProgress ? target.SyncTotalBytes : -1,
             LagBytes = target.IsReplica ? Math.Max(0, source.MasterOffset - target.ReplicaOffset) : 0,
             SourceKeys = source.Keys,
-            TargetKeys = target.Keys,
+            TargetKeys = Target.IsCluster ? await Target.KeysAsync().ConfigureAwait(false) : target.Keys,
             Instances = live.Select(r => InstanceStatus.From(r, now)).ToArray(),
             Waiting = waiting ?? state.Halted,
             PhaseDurations = state.Started.ToDictionary(

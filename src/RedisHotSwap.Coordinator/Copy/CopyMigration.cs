@@ -53,11 +53,12 @@ public sealed partial class MigrationCoordinator
         }
 
         var source = await Source.InfoAsync("server").ConfigureAwait(false);
-        var target = await Target.InfoAsync("server").ConfigureAwait(false);
-        if (source.RunId.Length > 0 && source.RunId == target.RunId)
+        if (source.RunId.Length > 0 && (await Target.PrimariesInfoAsync("server").ConfigureAwait(false)).Any(p => p.Info.RunId == source.RunId))
         {
             problems.Add($"SOURCE and TARGET are the same server (run_id {source.RunId}); point --target at the server you are moving to.");
         }
+
+        problems.AddRange(await ClusterProblemsAsync().ConfigureAwait(false));
 
         if (state.Phase == MigrationPhase.New && !options.AllowTargetData && await TargetApplicationKeysAsync().ConfigureAwait(false) is > 0 and var keys)
         {
@@ -70,28 +71,51 @@ public sealed partial class MigrationCoordinator
         }
     }
 
-    // TARGET's keys that are not the protocol's (the copy keeps its state there). A few SCAN pages at most: any key decides.
+    // TARGET's keys that are not the protocol's (the copy keeps its state there), on every primary of a cluster.
     private async Task<long> TargetApplicationKeysAsync()
     {
         long count = 0;
-        foreach (var (database, keys) in (await Target.InfoAsync("keyspace").ConfigureAwait(false)).Keys)
+        foreach (var (primary, info) in await Target.PrimariesInfoAsync("keyspace").ConfigureAwait(false))
         {
-            if (database != 0)
+            foreach (var (database, keys) in info.Keys)
             {
-                count += keys;
-                continue;
-            }
-
-            await foreach (var key in Target.Server.KeysAsync(0, pageSize: ScanCount).ConfigureAwait(false))
-            {
-                if (!MigrationKeys.IsProtocolKey(key))
+                if (database != 0)
                 {
-                    count++;
+                    count += keys;
+                    continue;
+                }
+
+                await foreach (var key in primary.KeysAsync(0, pageSize: ScanCount).ConfigureAwait(false))
+                {
+                    if (!MigrationKeys.IsProtocolKey(key))
+                    {
+                        count++;
+                    }
                 }
             }
         }
 
         return count;
+    }
+
+    /// <summary>
+    /// A cluster can be TARGET, never SOURCE (the copy scans one server); and it has only database 0, so SOURCE must use
+    /// no other. The backfill and every converging round check again (a key written to another one meanwhile halts).
+    /// </summary>
+    private async Task<List<string>> ClusterProblemsAsync()
+    {
+        var problems = new List<string>();
+        if (Source.IsCluster)
+        {
+            problems.Add("SOURCE is a Redis Cluster; copy mode moves from a single server (into a cluster or not): give one server as --source.");
+        }
+
+        if (Target.IsCluster && (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Where(d => d.Key != 0 && d.Value > 0).ToArray() is { Length: > 0 } others)
+        {
+            problems.Add($"SOURCE holds keys in database {string.Join(", ", others.Select(d => $"{d.Key} ({d.Value} keys)"))}, and a Redis Cluster (TARGET) has only database 0: move those keys into database 0 on SOURCE (and the applications with them), or choose a TARGET that is not a cluster.");
+        }
+
+        return problems;
     }
 
     private async Task<MigrationStatus> MigrateByCopyAsync(MigrationState state, CancellationToken cancellationToken)
@@ -226,7 +250,7 @@ public sealed partial class MigrationCoordinator
     {
         var clock = Stopwatch.StartNew();
         var lastSaved = clock.Elapsed;
-        var databases = (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Order().ToArray();
+        var databases = await SourceDatabasesAsync(state).ConfigureAwait(false);
         foreach (var database in databases)
         {
             var cursor = state.CopyCursors.GetValueOrDefault(database, "0");
@@ -269,6 +293,20 @@ public sealed partial class MigrationCoordinator
         return state;
     }
 
+    /// <summary>SOURCE's databases that hold keys, in order; into a cluster, any but 0 halts the copy: it has nowhere to go.</summary>
+    private async Task<int[]> SourceDatabasesAsync(MigrationState state)
+    {
+        var databases = (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Order().ToArray();
+        if (Target.IsCluster && databases.FirstOrDefault(d => d != 0) is > 0 and var other)
+        {
+            throw await HaltCopyAsync(state, $"SOURCE now holds keys in database {other}, and a Redis Cluster (TARGET) has only database 0.",
+                "Nothing was switched: writes go on on SOURCE, every instance still tracks them.",
+                "Move those keys into database 0 on SOURCE (and the applications that write them), then run 'migrate --sync copy' again, or 'abort'.").ConfigureAwait(false);
+        }
+
+        return databases;
+    }
+
     private static string Rate(string what, KeyCopier copier, TimeSpan elapsed, string where) =>
         string.Create(CultureInfo.InvariantCulture,
             $"{what}: {where}: {copier.Counters.Copied:N0} keys copied ({copier.Counters.Copied / Math.Max(elapsed.TotalSeconds, 0.001):N0} keys/s, {copier.Counters.Bytes / Math.Max(elapsed.TotalSeconds, 0.001) / (1 << 20):N1} MB/s), {copier.Counters.TypedKeys:N0} type by type, {copier.Counters.ChunkedKeys:N0} in chunks, {copier.Counters.DeletedKeys:N0} deleted");
@@ -286,6 +324,7 @@ public sealed partial class MigrationCoordinator
         {
             cancellationToken.ThrowIfCancellationRequested();
             await AnnounceAsync().ConfigureAwait(false);
+            _ = await SourceDatabasesAsync(state).ConfigureAwait(false);
             if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
             {
                 progress?.Report(await StatusAsync("an instance wrote keys it could not name: every key is copied again").ConfigureAwait(false));
@@ -313,7 +352,8 @@ public sealed partial class MigrationCoordinator
     private async Task<long> CopyDirtyAsync(KeyCopier copier, List<(int Database, RedisKey Key)>? keep)
     {
         long copied = 0;
-        var databases = (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order();
+        // A cluster has database 0 only (the rounds before the fence halt on any other).
+        IEnumerable<int> databases = Target.IsCluster ? [0] : (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order();
         foreach (var database in databases)
         {
             var dirty = MigrationKeys.Dirty(options.MigrationId, database);

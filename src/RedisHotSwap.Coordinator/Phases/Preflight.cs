@@ -15,6 +15,12 @@ public sealed partial class MigrationCoordinator
             return;
         }
 
+        if (Source.IsCluster || Target.IsCluster)
+        {
+            // Cluster nodes refuse REPLICAOF of a server outside their cluster.
+            throw new PreflightRefusedException($"{(Source.IsCluster ? "SOURCE" : "TARGET")} is a Redis Cluster, which replication cannot move data into or out of; migrate into a cluster with --sync copy (from a single server).");
+        }
+
         var source = await Source.InfoAsync().ConfigureAwait(false);
         var target = await Target.InfoAsync().ConfigureAwait(false);
         var refusals = new List<string>();

@@ -16,6 +16,14 @@ internal sealed class RedisNode : IAsyncDisposable
         Connection = connection;
         var endpoint = connection.GetEndPoints()[0];
         Server = connection.GetServer(endpoint);
+        IsCluster = Server.ServerType == ServerType.Cluster;
+        if (IsCluster && Primaries is [var primary, ..])
+        {
+            // The node the server-wide questions (INFO, CONFIG) go to: a primary, never a replica of the cluster.
+            Server = primary;
+            endpoint = primary.EndPoint;
+        }
+
         (Host, Port) = endpoint switch
         {
             DnsEndPoint dns => (dns.Host, dns.Port),
@@ -45,6 +53,13 @@ internal sealed class RedisNode : IAsyncDisposable
 
     internal IServer Server { get; }
 
+    /// <summary>Whether this side is a Redis Cluster (then <see cref="Server"/> is one of its primaries).</summary>
+    internal bool IsCluster { get; }
+
+    /// <summary>The servers that hold this side's data: every primary of a cluster, or the one server.</summary>
+    internal IReadOnlyList<IServer> Primaries =>
+        IsCluster ? [.. Connection.GetServers().Where(s => !s.IsReplica).OrderBy(s => s.EndPoint.ToString(), StringComparer.Ordinal)] : [Server];
+
     internal IDatabase Database => Connection.GetDatabase();
 
     /// <summary>Connects with admin commands enabled; one clear line when it cannot.</summary>
@@ -66,7 +81,7 @@ internal sealed class RedisNode : IAsyncDisposable
             throw new PreflightRefusedException($"{name} is not a valid StackExchange.Redis configuration string ({Redaction.Scrub(ex.Message, configuration)}); give it as 'host:port,password=...'.");
         }
 
-        if (options.EndPoints.Count != 1)
+        if (options.EndPoints.Count == 0)
         {
             throw new PreflightRefusedException($"{name} ({Redaction.Redact(configuration)}) must name exactly one server; give one 'host:port'.");
         }
@@ -79,7 +94,14 @@ internal sealed class RedisNode : IAsyncDisposable
         try
         {
             var connection = await ConnectionMultiplexer.ConnectAsync(admin).WaitAsync(cancellationToken).ConfigureAwait(false);
-            return new RedisNode(name, configuration, options, connection);
+            var node = new RedisNode(name, configuration, options, connection);
+            if (options.EndPoints.Count > 1 && !node.IsCluster)
+            {
+                await node.DisposeAsync().ConfigureAwait(false);
+                throw new PreflightRefusedException($"{name} ({Redaction.Redact(configuration)}) names {options.EndPoints.Count} servers that are not one Redis Cluster; give one 'host:port' (several only for the nodes of a cluster).");
+            }
+
+            return node;
         }
         catch (RedisConnectionException ex)
         {
@@ -121,6 +143,25 @@ internal sealed class RedisNode : IAsyncDisposable
             return whileLoading;
         }
     }
+
+    /// <summary>One section of <c>INFO</c> from every primary (<see cref="Primaries"/>), each with its server.</summary>
+    internal async Task<IReadOnlyList<(IServer Server, ServerInfo Info)>> PrimariesInfoAsync(string section)
+    {
+        var infos = new List<(IServer, ServerInfo)>();
+        foreach (var primary in Primaries)
+        {
+            infos.Add((primary, ServerInfo.Parse((string)(await primary.ExecuteAsync("INFO", section).ConfigureAwait(false))!)));
+        }
+
+        return infos;
+    }
+
+    /// <summary>Keys per database, added up over every primary.</summary>
+    internal async Task<IReadOnlyDictionary<int, long>> KeysAsync() =>
+        (await PrimariesInfoAsync("keyspace").ConfigureAwait(false))
+            .SelectMany(p => p.Info.Keys)
+            .GroupBy(d => d.Key)
+            .ToDictionary(g => g.Key, g => g.Sum(d => d.Value));
 
     /// <summary>Reads <c>CLIENT LIST</c>: every connection of the server, one line each.</summary>
     internal async Task<string> ClientListAsync() => (string)(await Server.ExecuteAsync("CLIENT", "LIST").ConfigureAwait(false))!;

@@ -49,6 +49,12 @@ internal sealed class InstanceReporter : IAsyncDisposable
     /// <summary>This instance's part in a copy migration, reported at every heartbeat; null when it takes part in none.</summary>
     internal Copy.CopyParticipant? Copy { get; set; }
 
+    // One DEL per key: on a cluster the two reports lie in different slots.
+    private async Task RemoveReportAsync(IDatabase db) => await Task.WhenAll(
+        db.KeyDeleteAsync(MigrationKeys.Instance(migrationId, instanceId, RedisSide.Source)),
+        db.KeyDeleteAsync(MigrationKeys.Instance(migrationId, instanceId, RedisSide.Target)),
+        db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId)).ConfigureAwait(false);
+
     public async ValueTask DisposeAsync()
     {
         await stopping.CancelAsync().ConfigureAwait(false);
@@ -57,8 +63,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             // A clean exit leaves no report to expire.
             var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
-            await db.KeyDeleteAsync([MigrationKeys.Instance(migrationId, instanceId, RedisSide.Source), MigrationKeys.Instance(migrationId, instanceId, RedisSide.Target)]).ConfigureAwait(false);
-            await db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId).ConfigureAwait(false);
+            await RemoveReportAsync(db).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
         {
@@ -188,8 +193,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
         {
             await multiplexer.ReleaseSubscriptionAsync(channel, CommandFlags.None).ConfigureAwait(false);
             var db = ((IConnectionMultiplexer)multiplexer).GetDatabase();
-            await db.KeyDeleteAsync([MigrationKeys.Instance(migrationId, instanceId, RedisSide.Source), MigrationKeys.Instance(migrationId, instanceId, RedisSide.Target)]).ConfigureAwait(false);
-            await db.SetRemoveAsync(MigrationKeys.Instances(migrationId), instanceId).ConfigureAwait(false);
+            await RemoveReportAsync(db).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or ObjectDisposedException or TimeoutException)
         {

@@ -22,6 +22,18 @@ public sealed class PreflightTests
     }
 
     [Fact]
+    public async Task Migrate_WhenTargetIsACluster_RefusesReplicationAndNamesCopyMode()
+    {
+        await using var migration = await Migration.StartToClusterAsync();
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, "pf", "migrate");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("TARGET is a Redis Cluster, which replication cannot move data into or out of; migrate into a cluster with --sync copy", Flatten(output));
+        await AssertUntouchedAsync(migration, "pf", output);
+    }
+
+    [Fact]
     public async Task Check_WhenTargetIsReplicaOfAnotherServer_Refuses()
     {
         await using var migration = await Migration.StartAsync();

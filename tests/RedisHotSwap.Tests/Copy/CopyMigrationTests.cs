@@ -40,6 +40,46 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Migrate_IntoThreeNodeClusterThreeProcessesUnderLoad_EverythingOnTargetNothingLost()
+    {
+        // The way out when a data set outgrows one server: every key goes to its slot's primary, and the instances
+        // switch to the cluster (their Target lists its nodes). A cluster has database 0 only, so SOURCE uses no other.
+        const string id = "copy-cluster";
+        await using var migration = await Migration.StartToClusterAsync();
+        await AssertCopiesUnderLoadAsync(migration, id, secondDatabase: false);
+        foreach (var node in migration.TargetCluster!.Nodes)
+        {
+            Assert.True(await migration.TargetAdmin.GetServer(node.Endpoint).DatabaseSizeAsync() > 1_000, $"primary {node.Endpoint} holds its share of the keys");
+        }
+    }
+
+    [Fact]
+    public async Task Migrate_IntoClusterWhileSourceUsesDatabaseOne_RefusedInOneLineAndNothingChanged()
+    {
+        const string id = "copy-cluster-db1";
+        await using var migration = await Migration.StartToClusterAsync();
+        await migration.SourceDb.StringSetAsync("in-db0", "zero");
+        await migration.SourceAdmin.GetDatabase(1).StringSetAsync("in-db1", "one");
+        var configuration = await ConfigurationAsync(migration);
+
+        var (exit, printed) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy");
+        var lines = printed.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        output.WriteLine(printed);
+        Assert.True(exit == 2, printed);
+        var line = Assert.Single(lines);
+        Assert.Contains("SOURCE holds keys in database 1 (1 keys), and a Redis Cluster (TARGET) has only database 0: move those keys into database 0", line);
+
+        Assert.Equal("zero", await migration.SourceDb.StringGetAsync("in-db0"));
+        Assert.Equal("one", await migration.SourceAdmin.GetDatabase(1).StringGetAsync("in-db1"));
+        Assert.Equal(1, await migration.SourceAdmin.GetServer(migration.Source.Endpoint).DatabaseSizeAsync(0));
+        Assert.Equal(configuration, await ConfigurationAsync(migration));
+        foreach (var node in migration.TargetCluster!.Nodes)
+        {
+            Assert.Equal(0, await migration.TargetAdmin.GetServer(node.Endpoint).DatabaseSizeAsync()); // no key, not even the lease or a state
+        }
+    }
+
+    [Fact]
     public async Task Migrate_KilledDuringBackfill_ResumesFromItsCursorAndLosesNothing()
     {
         const string id = "copy-resume";
@@ -108,10 +148,10 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
     /// exit 0 only with every instance on TARGET; zero errors and violations; every acknowledged write and exact counter on
     /// TARGET; every seeded key equal on TARGET (TTL within 1 s); SOURCE's data and the seeded keys unchanged.
     /// </summary>
-    internal async Task AssertCopiesUnderLoadAsync(Migration migration, string id, bool streams = true, params string[] extra)
+    internal async Task AssertCopiesUnderLoadAsync(Migration migration, string id, bool streams = true, bool secondDatabase = true, params string[] extra)
     {
         var seeded0 = await TypedData.SeedAsync(migration.SourceDb, "seed", 3_000, streams);
-        var seeded1 = await TypedData.SeedAsync(migration.SourceAdmin.GetDatabase(1), "seed1", 600, streams);
+        RedisKey[] seeded1 = secondDatabase ? await TypedData.SeedAsync(migration.SourceAdmin.GetDatabase(1), "seed1", 600, streams) : [];
         var instances = new List<ExternalInstance>();
         var runs = new List<CheckedRun>();
         try
@@ -125,6 +165,11 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
             output.WriteLine(migrated);
             Assert.True(exit == 0, migrated);
             Assert.Contains("every instance on TARGET", migrated);
+
+            // As 'status' shows it: the three instances, each on TARGET.
+            await using var observer = await CoordinatorCli.ObserverAsync(migration, id);
+            var status = await observer.StatusAsync();
+            Assert.True(status.Instances.Count == 3 && status.Instances.All(i => i.Side == RedisSide.Target), string.Join("; ", status.Instances));
         }
         finally
         {
@@ -146,7 +191,10 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         }
 
         Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, seeded0));
-        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceAdmin.GetDatabase(1), migration.TargetAdmin.GetDatabase(1), seeded1));
+        if (secondDatabase)
+        {
+            Assert.Empty(await TypedData.DifferencesAsync(migration.SourceAdmin.GetDatabase(1), migration.TargetAdmin.GetDatabase(1), seeded1));
+        }
 
         // SOURCE was only read: no state, directive or mark of the migration there (the instances' own reports aside).
         var protocol = await migration.SourceAdmin.GetServer(migration.Source.Endpoint).KeysAsync(0, $"__redis-hotswap:*").ToArrayAsync();

@@ -9,7 +9,7 @@ internal static class CoordinatorCli
 {
     /// <summary>The verb in this process, as the tool's entry point runs it; returns the exit code.</summary>
     public static Task<int> InvokeAsync(Migration migration, string migrationId, params string[] args) =>
-        Commands.Build().Parse([.. args, "--source", migration.Source.ConfigurationString, "--target", migration.Target.ConfigurationString, "--migration", migrationId, "--poll-interval", "00:00:00.050"]).InvokeAsync();
+        Commands.Build().Parse([.. args, "--source", migration.Source.ConfigurationString, "--target", migration.TargetConfiguration, "--migration", migrationId, "--poll-interval", "00:00:00.050"]).InvokeAsync();
 
     /// <summary>The tool as its own process; secrets passed in environment variables, as an operator would.</summary>
     public static Process Start(Migration migration, string migrationId, params string[] args)
@@ -21,7 +21,7 @@ internal static class CoordinatorCli
             UseShellExecute = false,
         };
         info.Environment["REDIS_HOTSWAP_SOURCE"] = migration.Source.ConfigurationString;
-        info.Environment["REDIS_HOTSWAP_TARGET"] = migration.Target.ConfigurationString;
+        info.Environment["REDIS_HOTSWAP_TARGET"] = migration.TargetConfiguration;
         return Process.Start(info)!;
     }
 
@@ -52,7 +52,7 @@ internal static class CoordinatorCli
         var options = new CoordinatorOptions
         {
             Source = migration.Source.ConfigurationString,
-            Target = migration.Target.ConfigurationString,
+            Target = migration.TargetConfiguration,
             MigrationId = migrationId,
             PollInterval = TimeSpan.FromMilliseconds(50),
         };

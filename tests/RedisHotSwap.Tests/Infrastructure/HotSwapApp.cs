@@ -34,7 +34,7 @@ internal sealed class HotSwapApp : IAsyncDisposable
         var settings = new Dictionary<string, string?>
         {
             ["RedisHotSwap:Source"] = migration.Source.ConfigurationString,
-            ["RedisHotSwap:Target"] = migration.Target.ConfigurationString,
+            ["RedisHotSwap:Target"] = migration.TargetConfiguration,
             ["RedisHotSwap:UseTarget"] = useTarget ? "true" : "false",
             ["RedisHotSwap:HeartbeatInterval"] = "00:00:00.200",
             ["RedisHotSwap:HeartbeatTimeToLive"] = "00:00:01",

@@ -3,20 +3,28 @@ using StackExchange.Redis;
 
 namespace RedisHotSwap.Tests.Infrastructure;
 
-/// <summary>A SOURCE and a TARGET redis-server with passwords, and admin connections to each for checking.</summary>
+/// <summary>A SOURCE and a TARGET redis-server (or a TARGET cluster) with passwords, and admin connections to each for checking.</summary>
 internal sealed class Migration : IAsyncDisposable
 {
-    private Migration(RedisServerProcess source, RedisServerProcess target, ConnectionMultiplexer sourceAdmin, ConnectionMultiplexer targetAdmin)
+    private Migration(RedisServerProcess source, RedisServerProcess target, ConnectionMultiplexer sourceAdmin, ConnectionMultiplexer targetAdmin, RedisCluster? targetCluster = null)
     {
         Source = source;
         Target = target;
         SourceAdmin = sourceAdmin;
         TargetAdmin = targetAdmin;
+        TargetCluster = targetCluster;
     }
 
     public RedisServerProcess Source { get; }
 
+    /// <summary>TARGET's server; for a cluster, its first node (<see cref="TargetCluster"/> has them all).</summary>
     public RedisServerProcess Target { get; }
+
+    /// <summary>TARGET as a Redis Cluster, when it is one.</summary>
+    public RedisCluster? TargetCluster { get; }
+
+    /// <summary>What TARGET is given as, to the coordinator and the applications: the cluster's nodes, or the one server.</summary>
+    public string TargetConfiguration => TargetCluster?.ConfigurationString ?? Target.ConfigurationString;
 
     public ConnectionMultiplexer SourceAdmin { get; }
 
@@ -45,7 +53,7 @@ internal sealed class Migration : IAsyncDisposable
             throw;
         }
 
-        var migration = new Migration(source, target, await AdminAsync(source), await AdminAsync(target));
+        var migration = new Migration(source, target, await AdminAsync(source.ConfigurationString), await AdminAsync(target.ConfigurationString));
         if (replicate)
         {
             await Eventually.TrueAsync(async () => (await migration.InfoAsync(target, "replication")).Contains("master_link_status:up"), "TARGET's replication link to come up");
@@ -53,6 +61,24 @@ internal sealed class Migration : IAsyncDisposable
         }
 
         return migration;
+    }
+
+    /// <summary>A SOURCE redis-server and, as TARGET, a Redis Cluster of <paramref name="nodes"/> primaries.</summary>
+    public static async Task<Migration> StartToClusterAsync(int nodes = 3)
+    {
+        var source = await RedisServerProcess.StartAsync();
+        RedisCluster cluster;
+        try
+        {
+            cluster = await RedisCluster.StartAsync(nodes);
+        }
+        catch
+        {
+            await source.DisposeAsync();
+            throw;
+        }
+
+        return new Migration(source, cluster.Nodes[0], await AdminAsync(source.ConfigurationString), await AdminAsync(cluster.ConfigurationString), cluster);
     }
 
     /// <summary>
@@ -102,13 +128,13 @@ internal sealed class Migration : IAsyncDisposable
             }
             finally
             {
-                await Target.DisposeAsync();
+                await (TargetCluster?.DisposeAsync() ?? Target.DisposeAsync());
             }
         }
     }
 
     // The tests' own look at the servers, as an operator's tools: named as a coordinator's connection, so that the
     // coordinator's check for unknown clients before a promotion sees only the clients a test puts there.
-    private static Task<ConnectionMultiplexer> AdminAsync(RedisServerProcess server) =>
-        ConnectionMultiplexer.ConnectAsync($"{server.ConfigurationString},allowAdmin=true,name={RedisHotSwap.Protocol.ClientNames.Coordinator}");
+    private static Task<ConnectionMultiplexer> AdminAsync(string configuration) =>
+        ConnectionMultiplexer.ConnectAsync($"{configuration},allowAdmin=true,name={RedisHotSwap.Protocol.ClientNames.Coordinator}");
 }
