@@ -32,6 +32,13 @@ public sealed partial class MigrationCoordinator
                 await Target.ConfigSetAuditedAsync("masteruser", user, "so that TARGET can replicate SOURCE").ConfigureAwait(false);
             }
 
+            if (await Target.ConfigGetAsync("replica-read-only").ConfigureAwait(false) != "yes")
+            {
+                // A server an earlier window migration promoted kept its window open: as a replica now, it would take an
+                // early-flipped instance's writes before the window, where the initial sync or a resync erases them.
+                await Target.ConfigSetAuditedAsync("replica-read-only", "yes", "no application writes TARGET before the window opens").ConfigureAwait(false);
+            }
+
             await Target.ExecuteAuditedAsync("make TARGET a replica of SOURCE", "REPLICAOF", Source.Host, Source.Port).ConfigureAwait(false);
         }
         else if (state.Phase == MigrationPhase.New)
