@@ -117,8 +117,10 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
                 $"Migration '{options.MigrationId}' is {state.Phase}: finish ends a migration whose handoff or promotion is done; run 'migrate' first (or 'abort' to call it off).");
         }
 
+        // A handoff leaves the old primary a replica of the new one; a window promotion leaves it a primary that refuses
+        // writes (the fence), and TARGET the primary: there is no rollback after it.
         var sourceInfo = await Source.InfoAsync().ConfigureAwait(false);
-        var (primary, other) = sourceInfo.IsReplica ? (Target, Source) : (Source, Target);
+        var (primary, other) = sourceInfo.IsReplica || state.Cutover != CutoverMode.Handoff ? (Target, Source) : (Source, Target);
         var side = primary == Source ? RedisSide.Source : RedisSide.Target;
         if (state.Phase != MigrationPhase.Finished)
         {

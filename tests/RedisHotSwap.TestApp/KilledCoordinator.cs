@@ -1,16 +1,18 @@
 using System.Diagnostics;
+using System.Globalization;
 using RedisHotSwap.Coordinator;
 using RedisHotSwap.Testing;
 
 /// <summary>
 /// The coordinator killed (SIGKILL: no finally block, no undo) right after a given server command ran: `migrate` with
-/// the secrets and the id from REDIS_HOTSWAP_SOURCE, _TARGET and _MIGRATION. The command is named by its audit line
-/// (host and port written "host port") and which occurrence of it, "line#n" (see <see cref="AuditStep"/>). Exits 0
-/// when the migration finished without sending it.
+/// the secrets and the id from REDIS_HOTSWAP_SOURCE, _TARGET and _MIGRATION, in the cutover mode given (the servers'
+/// choice when none is) and with the promotion timeout given. The command is named by its audit line (host and port
+/// written "host port") and which occurrence of it, "line#n" (see <see cref="AuditStep"/>). Exits 0 when the migration
+/// finished without sending it.
 /// </summary>
 internal static class KilledCoordinator
 {
-    public static async Task<int> RunAsync(string killAfter)
+    public static async Task<int> RunAsync(string killAfter, string? cutover, string? promotionTimeout)
     {
         var steps = new AuditStep();
         var options = new CoordinatorOptions
@@ -20,6 +22,7 @@ internal static class KilledCoordinator
             MigrationId = Environment.GetEnvironmentVariable("REDIS_HOTSWAP_MIGRATION") ?? string.Empty,
             ExpectedInstances = 1,
             PollInterval = TimeSpan.FromMilliseconds(50),
+            Cutover = cutover is null ? CutoverMode.Auto : Enum.Parse<CutoverMode>(cutover, ignoreCase: true),
             Audit = line =>
             {
                 if (steps.Next(line) == killAfter)
@@ -30,6 +33,11 @@ internal static class KilledCoordinator
                 }
             },
         };
+        if (promotionTimeout is not null)
+        {
+            options.PromotionTimeout = TimeSpan.Parse(promotionTimeout, CultureInfo.InvariantCulture);
+        }
+
         await using var coordinator = await MigrationCoordinator.ConnectAsync(options);
         await coordinator.MigrateAsync();
         return 0;

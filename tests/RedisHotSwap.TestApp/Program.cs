@@ -11,10 +11,11 @@ using Microsoft.Extensions.DependencyInjection;
 using RedisHotSwap.Testing;
 using StackExchange.Redis;
 
-// Or, with the arguments "coordinator STEP": the coordinator killed after a given server command (KilledCoordinator).
-if (args is ["coordinator", var killAfter])
+// Or, with the arguments "coordinator STEP [MODE PROMOTION-TIMEOUT]": the coordinator killed after a given server
+// command (KilledCoordinator).
+if (args is ["coordinator", var killAfter, ..])
 {
-    return await KilledCoordinator.RunAsync(killAfter);
+    return await KilledCoordinator.RunAsync(killAfter, args.ElementAtOrDefault(2), args.ElementAtOrDefault(3));
 }
 
 // Several loops in one process need threads at once; the pool would add them slowly (see the README's measuring note).

@@ -91,11 +91,19 @@ public sealed partial class MigrationCoordinator
 
         await RefuseUnknownClientsAsync(state, Source).ConfigureAwait(false);
 
+        // Armed before SOURCE counts TARGET as online (right after an initial sync, until TARGET's first
+        // acknowledgement), the fence would bite at once: SOURCE would refuse every write, the lease's renewal included.
+        var fence = new Fence(Source);
+        if (!await WaitAsync(options.PromotionTimeout, async () => (await fence.ReplicasOnlineAsync().ConfigureAwait(false), "SOURCE to count TARGET as an online replica"), cancellationToken).ConfigureAwait(false))
+        {
+            throw await HaltAsync(state, Source, $"SOURCE did not count TARGET as an online replica within {options.PromotionTimeout}.", "Nothing changed.",
+                "Check SOURCE's replicas (INFO replication), then run 'promote' again.").ConfigureAwait(false);
+        }
+
         // Before the fence, while SOURCE still takes writes: an instance that starts (or restarts) from now on goes to
         // TARGET; and the state records what is needed to recognise this promotion and to undo the fence.
         await IssueDirectiveAsync(Source, RedisSide.Target, "TARGET is being promoted").ConfigureAwait(false);
         var source = await Source.InfoAsync().ConfigureAwait(false);
-        var fence = new Fence(Source);
         var before = await fence.ReadSettingsAsync().ConfigureAwait(false);
         state = await store.WriteAsync(
             state.Enter(MigrationPhase.Promoting, time.GetUtcNow()) with
@@ -111,12 +119,12 @@ public sealed partial class MigrationCoordinator
         // instant, even if this coordinator dies, in which SOURCE takes writes that TARGET will never see.
         var replicas = await fence.ArmAsync(new FenceSettings(state.SourceMinReplicas!, state.FencedMaxLag!)).ConfigureAwait(false);
 
-        var pause = (long)(options.PromotionTimeout + PauseMargin).TotalMilliseconds;
         await HoldLeaseThroughAsync(LongestHold).ConfigureAwait(false); // through the catch-up, the fence check and the unpause
-        await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
         (string Problem, string Left, string Next)? failure;
         try
         {
+            // Inside: a pause whose answer was lost may hold SOURCE's writes all the same; it is lifted on the way out.
+            await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
             failure = await CatchUpAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not PromotionUncertainException)

@@ -22,8 +22,9 @@ public sealed partial class MigrationCoordinator
             // Safe to (re)issue: no application writes to TARGET before the cutover opens the writable window.
             state = await EnterAsync(state, MigrationPhase.Replicating, Source).ConfigureAwait(false);
             await Source.Database.KeyDeleteAsync(MigrationKeys.Directive(options.MigrationId)).ConfigureAwait(false);
-            // Until the writable window or a promotion, an application that writes TARGET (flipped early) must be
-            // refused: the initial sync would erase what it wrote.
+
+            // Until the writable window or a promotion, an application that writes TARGET (flipped early, or a server
+            // an earlier window migration left writable) must be refused: the initial sync would erase what it wrote.
             state = await ChangeSettingAsync(state, Source, Target, "replica-read-only", "yes", "no application writes TARGET before the writable window or a promotion").ConfigureAwait(false);
             if (Source.Options.Password is { Length: > 0 } password)
             {

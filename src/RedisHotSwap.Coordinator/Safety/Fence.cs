@@ -41,6 +41,16 @@ internal sealed class Fence(RedisNode fenced)
         await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) ?? "0",
         await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) ?? "10");
 
+    /// <summary>
+    /// Whether the fenced side has replicas and would count every one toward <c>min-replicas-to-write</c> now: online
+    /// and acknowledged within the last second (after an initial sync a replica counts only from its first acknowledgement).
+    /// </summary>
+    public async Task<bool> ReplicasOnlineAsync()
+    {
+        var info = await fenced.InfoAsync("replication").ConfigureAwait(false);
+        return info.ConnectedReplicas > 0 && info.Replicas.All(r => r.State == "online" && r.Lag <= 1);
+    }
+
     /// <summary>Arms the fence while the successor still replicates: nothing changes until it leaves. Returns the replicas required.</summary>
     public async Task<int> ArmAsync(FenceSettings before)
     {

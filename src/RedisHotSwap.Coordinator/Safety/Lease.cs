@@ -91,9 +91,10 @@ internal sealed class Lease : IAsyncDisposable
             var lifted = false;
             while (true)
             {
-                // The primary of the migration's data first: SOURCE, unless it replicates TARGET (after a handoff).
-                var sourceIsReplica = (await source.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
-                var order = sourceIsReplica ? new[] { 1, 0 } : [0, 1];
+                // The primary of the migration's data first: SOURCE, unless it replicates TARGET (after a handoff) or
+                // refuses writes beside a TARGET that is a primary (after a window promotion): its copy of the key can
+                // then be neither renewed nor released, and the one that counts, replicated before the promotion, is on TARGET.
+                var order = await TargetFirstAsync(source, target).ConfigureAwait(false) ? new[] { 1, 0 } : [0, 1];
                 var (taken, on, other, refused) = await TryTakeAsync(connections, order, key, value).ConfigureAwait(false);
                 if (refused is not null)
                 {
@@ -205,6 +206,20 @@ internal sealed class Lease : IAsyncDisposable
         }
 
         stopping.Dispose();
+    }
+
+    private static async Task<bool> TargetFirstAsync(RedisNode source, RedisNode target)
+    {
+        var info = await source.InfoAsync("replication").ConfigureAwait(false);
+        if (info.IsReplica)
+        {
+            return true;
+        }
+
+        return info.ChecksReplicas
+            && int.TryParse(await source.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false), NumberStyles.Integer, CultureInfo.InvariantCulture, out var required)
+            && info.GoodReplicas < required
+            && !(await target.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
     }
 
     private static async Task<ConnectionMultiplexer> ConnectAsync(RedisNode node)

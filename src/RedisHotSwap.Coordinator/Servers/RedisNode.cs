@@ -202,7 +202,7 @@ internal sealed class RedisNode : IAsyncDisposable
     internal async Task<RedisResult> ExecuteUndoAuditedAsync(string reason, string command, params object[] args)
     {
         var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
-        Audit?.Invoke($"{Name}: {command} {string.Join(' ', args)} ({reason})");
+        Audit?.Invoke($"{Name}: {string.Join(' ', args.Prepend(command))} ({reason})");
         return result;
     }
 

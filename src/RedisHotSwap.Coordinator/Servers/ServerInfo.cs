@@ -54,6 +54,9 @@ internal sealed class ServerInfo
     /// <summary>How many replicas this primary counts as good for min-replicas-to-write.</summary>
     public int GoodReplicas => (int)Number("min_slaves_good_slaves");
 
+    /// <summary>Whether the server counts its good replicas (<c>min-replicas-to-write</c> and <c>min-replicas-max-lag</c> both set).</summary>
+    public bool ChecksReplicas => fields.ContainsKey("min_slaves_good_slaves");
+
     /// <summary>How many full resyncs this primary has served.</summary>
     public long FullSyncs => Number("sync_full");
 
@@ -75,15 +78,16 @@ internal sealed class ServerInfo
     /// <summary>A FAILOVER's progress on this primary: <c>no-failover</c>, <c>waiting-for-sync</c> or <c>failover-in-progress</c>.</summary>
     public string FailoverState => Text("master_failover_state");
 
-    /// <summary>The replicas connected to this primary, as it lists them (the address FAILOVER TO takes).</summary>
-    public IReadOnlyList<(string Ip, int Port, string State, long Offset)> Replicas =>
+    /// <summary>The replicas connected to this primary, as it lists them: address, state, offset, seconds since its last acknowledgement.</summary>
+    public IReadOnlyList<(string Ip, int Port, string State, long Offset, long Lag)> Replicas =>
         fields.Where(f => f.Key.StartsWith("slave", StringComparison.Ordinal) && int.TryParse(f.Key.AsSpan(5), out _))
             .Select(f => f.Value.Split(',').Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal))
             .Select(p => (
                 p.GetValueOrDefault("ip") ?? string.Empty,
                 int.TryParse(p.GetValueOrDefault("port"), CultureInfo.InvariantCulture, out var port) ? port : 0,
                 p.GetValueOrDefault("state") ?? string.Empty,
-                long.TryParse(p.GetValueOrDefault("offset"), CultureInfo.InvariantCulture, out var offset) ? offset : 0))
+                long.TryParse(p.GetValueOrDefault("offset"), CultureInfo.InvariantCulture, out var offset) ? offset : 0,
+                long.TryParse(p.GetValueOrDefault("lag"), CultureInfo.InvariantCulture, out var lag) ? lag : long.MaxValue))
             .ToArray();
 
     /// <summary>Keys per database, from <c>INFO keyspace</c>.</summary>

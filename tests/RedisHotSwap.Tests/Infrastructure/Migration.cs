@@ -6,8 +6,11 @@ namespace RedisHotSwap.Tests.Infrastructure;
 /// <summary>A SOURCE and a TARGET redis-server (or a TARGET cluster) with passwords, and admin connections to each for checking.</summary>
 internal sealed class Migration : IAsyncDisposable
 {
-    private Migration(RedisServerProcess source, RedisServerProcess target, ConnectionMultiplexer sourceAdmin, ConnectionMultiplexer targetAdmin, RedisCluster? targetCluster = null)
+    private readonly bool owner;
+
+    private Migration(RedisServerProcess source, RedisServerProcess target, ConnectionMultiplexer sourceAdmin, ConnectionMultiplexer targetAdmin, RedisCluster? targetCluster = null, bool owner = true)
     {
+        this.owner = owner;
         Source = source;
         Target = target;
         SourceAdmin = sourceAdmin;
@@ -29,6 +32,12 @@ internal sealed class Migration : IAsyncDisposable
     public ConnectionMultiplexer SourceAdmin { get; }
 
     public ConnectionMultiplexer TargetAdmin { get; }
+
+    /// <summary>
+    /// The same two servers the other way round, for a migration back (SOURCE the server this one calls TARGET):
+    /// a view that shares the servers and connections and disposes nothing.
+    /// </summary>
+    public Migration Back => new(Target, Source, TargetAdmin, SourceAdmin, owner: false);
 
     public IDatabase SourceDb => SourceAdmin.GetDatabase();
 
@@ -115,6 +124,11 @@ internal sealed class Migration : IAsyncDisposable
     // Each server is stopped even if something before it failed: a test must never leave a redis-server behind.
     public async ValueTask DisposeAsync()
     {
+        if (!owner)
+        {
+            return;
+        }
+
         try
         {
             await SourceAdmin.DisposeAsync();

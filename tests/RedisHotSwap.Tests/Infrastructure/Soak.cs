@@ -1,0 +1,51 @@
+using RedisHotSwap.Testing;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace RedisHotSwap.Tests.Infrastructure;
+
+/// <summary>
+/// What the soaks share: how many cutovers they run (CI three; <c>REDIS_HOTSWAP_SOAK_CUTOVERS=20</c> the long run, see
+/// the README), and the check at the end of the checked load of every instance process.
+/// </summary>
+internal static class Soak
+{
+    public static int Cutovers => int.TryParse(Environment.GetEnvironmentVariable("REDIS_HOTSWAP_SOAK_CUTOVERS"), out var n) && n > 0 ? n : 3;
+
+    /// <summary>Three instance processes, each running the checked load (<see cref="ConsistencyLoad"/>) with <paramref name="settings"/>.</summary>
+    public static async Task StartInstancesAsync(List<ExternalInstance> instances, IReadOnlyDictionary<string, string?> settings)
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            instances.Add(await ExternalInstance.StartAsync(settings, load: "consistency"));
+        }
+    }
+
+    /// <summary>
+    /// Stops every instance and checks what each saw: no exception, every acknowledged write and counter on
+    /// <paramref name="primary"/>, and (where the cutover promises it) no read older than an acknowledged write.
+    /// </summary>
+    public static async Task StopAndCheckAsync(List<ExternalInstance> instances, IDatabase primary, ITestOutputHelper output, bool readYourWrites)
+    {
+        var runs = new List<CheckedRun>();
+        foreach (var instance in instances)
+        {
+            runs.Add(await instance.StopCheckedAsync());
+            await instance.DisposeAsync();
+        }
+
+        foreach (var run in runs)
+        {
+            output.WriteLine($"{run.Writes} writes, {run.Violations} reads across a switch older than a write, max latency {run.MaxLatencyMs} ms, {run.Slow.Length} commands over 5 ms");
+            foreach (var (at, ms) in run.Slow.Where(s => s.Ms > 40))
+            {
+                output.WriteLine($"  slow {at:HH:mm:ss.fff} {ms:0.0} ms");
+            }
+
+            Assert.True(run.Errors == 0, run.Output);
+            Assert.True(!readYourWrites || run.Violations == 0, run.Output);
+            Assert.True(run.Writes > 1_000, run.Output);
+            Assert.Empty(await ConsistencyLoad.MissingOnAsync(primary, run.Expected)); // counters exact, every write there
+        }
+    }
+}
