@@ -32,18 +32,26 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
         primary.Guard?.Invoke();
         var next = state with { Revision = state.Revision + 1 };
         var key = MigrationKeys.State(migrationId);
-        var transaction = primary.Database.CreateTransaction();
-        transaction.AddCondition(state.Revision == 0 ? Condition.KeyNotExists(key) : Condition.HashEqual(key, "revision", state.Revision));
         var fenced = Fencing?.Invoke() is { } lease && lease.HeldOn == primary.Name ? lease : ((string, RedisKey, RedisValue)?)null;
-        if (fenced is { } held)
-        {
-            transaction.AddCondition(Condition.StringEqual(held.Item2, held.Item3));
-        }
 
-        _ = transaction.KeyDeleteAsync(key);
-        _ = transaction.HashSetAsync(key, next.ToHash());
-        if (!await transaction.ExecuteAsync().ConfigureAwait(false))
+        // A transaction's conditions watch their keys, and the lease's renewal touches its key (a new time-to-live):
+        // a write that met a renewal is tried again while the revision and the lease are still this run's.
+        for (var attempt = 1; ; attempt++)
         {
+            var transaction = primary.Database.CreateTransaction();
+            transaction.AddCondition(state.Revision == 0 ? Condition.KeyNotExists(key) : Condition.HashEqual(key, "revision", state.Revision));
+            if (fenced is { } held)
+            {
+                transaction.AddCondition(Condition.StringEqual(held.Item2, held.Item3));
+            }
+
+            _ = transaction.KeyDeleteAsync(key);
+            _ = transaction.HashSetAsync(key, next.ToHash());
+            if (await transaction.ExecuteAsync().ConfigureAwait(false))
+            {
+                return next;
+            }
+
             var found = await primary.Database.HashGetAsync(key, "revision").ConfigureAwait(false);
             if (fenced is { } mine && await primary.Database.StringGetAsync(mine.Item2).ConfigureAwait(false) != mine.Item3)
             {
@@ -53,13 +61,15 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
                     "Make sure no other coordinator runs this migration, then run the same command again.");
             }
 
-            throw new MigrationHaltedException(
-                $"The migration's state changed under this run: it was read at revision {state.Revision}, {primary.Name} now holds {(found.IsNull ? "none" : found)}; another coordinator wrote it.",
-                "This run wrote nothing more; what it did before stands (see 'status').",
-                "Make sure only one coordinator runs this migration, then run the same command again.");
+            var unchanged = state.Revision == 0 ? found.IsNull : found == state.Revision;
+            if (!unchanged || attempt == 5)
+            {
+                throw new MigrationHaltedException(
+                    $"The migration's state changed under this run: it was read at revision {state.Revision}, {primary.Name} now holds {(found.IsNull ? "none" : found)}; another coordinator wrote it.",
+                    "This run wrote nothing more; what it did before stands (see 'status').",
+                    "Make sure only one coordinator runs this migration, then run the same command again.");
+            }
         }
-
-        return next;
     }
 
     /// <summary>

@@ -187,6 +187,43 @@ public sealed class LeaseTests
     }
 
     [Fact]
+    public async Task WriteAsync_MeetingTheLeasesRenewal_IsNotTakenForAnotherCoordinator()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "renewed", "migrate", TimeProvider.System);
+        var store = new StateStore(source, target, "renewed") { Fencing = () => lease.Fencing };
+
+        // A renewal gives the lease key a new time-to-live, which a transaction watching it sees as a change: here a
+        // renewal every millisecond or so (a real one comes every few seconds), beside a hundred state writes.
+        using var stop = new CancellationTokenSource();
+        var renewals = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await migration.SourceDb.KeyExpireAsync(MigrationKeys.Lease("renewed"), TimeSpan.FromMinutes(1));
+                await Task.Delay(1);
+            }
+        });
+        var state = await store.ReadAsync();
+        try
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                state = await store.WriteAsync(state.Enter(i % 2 == 0 ? MigrationPhase.Replicating : MigrationPhase.Arming, DateTimeOffset.UtcNow), source);
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await renewals;
+        }
+
+        Assert.Equal(100, (await store.ReadAsync()).Revision);
+    }
+
+    [Fact]
     public async Task Acquire_WhenAKilledHolderExtendedItOverAPause_WaitsOutWhatIsLeftAndSaysSo()
     {
         await using var migration = await Migration.StartAsync();
