@@ -118,8 +118,12 @@ public sealed partial class MigrationCoordinator
             var database = int.Parse(set.ToString()[(marks.Length - 1)..], System.Globalization.CultureInfo.InvariantCulture);
             await foreach (var member in Target.Database.SetScanAsync(set, pageSize: 512).ConfigureAwait(false))
             {
-                In(marked, database).Add((byte[])member!);
-                In(candidates, database).Add((byte[])member!);
+                RedisKey key = (byte[])member!;
+                if (!MigrationKeys.IsProtocolKey(key)) // an instance's own reports pass the same connection
+                {
+                    In(marked, database).Add(key);
+                    In(candidates, database).Add(key);
+                }
             }
         }
 
