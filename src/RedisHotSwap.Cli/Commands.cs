@@ -22,6 +22,8 @@ internal static class Commands
     private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
     private static readonly Setting AllowUnknownClients = Setting.Of(
         "--allow-unknown-clients", "Promote although SOURCE has clients that are neither registered instances, replicas nor a coordinator (or CLIENT LIST is refused); their writes fail there afterwards.", false, (o, v) => o.AllowUnknownClients = v);
+    private static readonly Setting DiscardTargetWrites = Setting.Of(
+        "--discard-target-writes", "Abort although keys were changed on TARGET during the window; abort counts them first and, without this option, refuses while there are any.", false, (o, v) => o.DiscardTargetWrites = v);
     private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);
     private static readonly Setting SyncTimeout = Setting.Of("--sync-timeout", "Longest initial sync.", TimeSpan.FromMinutes(30), (o, v) => o.SyncTimeout = v);
     private static readonly Setting InstancesTimeout = Setting.Of("--instances-timeout", "Longest wait for every instance to move.", TimeSpan.FromMinutes(30), (o, v) => o.InstancesTimeout = v);
@@ -77,8 +79,8 @@ internal static class Commands
             [ExpectInstances, InstancesTimeout, MaxLag, MaxPause, AllowUnknownClients], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",
             [PromotionTimeout], async run => run.Show(await run.Coordinator.FinishAsync(run.Cancellation))),
-        Verb("abort", "Before promotion: instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
-            [InstancesTimeout, ExpectInstances], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
+        Verb("abort", "Before promotion: counts the keys changed on TARGET during the window (refused while any, without --discard-target-writes), instances back to SOURCE, TARGET detached.", "abort --migration orders-2026-11",
+            [InstancesTimeout, ExpectInstances, DiscardTargetWrites], async run => await run.Coordinator.AbortAsync(run.Cancellation)),
         Verb("status", "Phase, replication link, lag, keys per database, and every instance.", "status --migration orders-2026-11 --watch",
             [ExpectInstances], Status, [Watch]),
     };

@@ -18,6 +18,13 @@ public sealed class CoordinatorOptions
     [RegularExpression(RedisHotSwap.Protocol.MigrationKeys.IdPattern, ErrorMessage = RedisHotSwap.Protocol.MigrationKeys.IdRule)]
     public string MigrationId { get; set; } = string.Empty;
 
+    /// <summary>
+    /// Lets <c>abort</c> go ahead when keys were changed on TARGET during the writable window (created, updated or
+    /// deleted there): it counts them first, and without this option refuses while the count is not zero.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool DiscardTargetWrites { get; set; }
+
     /// <summary>Lets preflight accept a TARGET that holds data, which <c>REPLICAOF</c> erases.</summary>
     /// <value>The default value is <see langword="false"/>.</value>
     public bool AllowTargetData { get; set; }

@@ -264,6 +264,9 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         var started = time.GetTimestamp();
         while (true)
         {
+            // A wait that reads only one side must still stop once the lease's side stopped answering (a stalled
+            // SOURCE): the lease then lapses, and another coordinator may take over.
+            lease?.ThrowIfLost();
             var (isDone, waiting) = await done().ConfigureAwait(false);
             if (progress is not null)
             {

@@ -187,7 +187,7 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                     sb.AppendLine($"            try {{ __task = __inner.{call}; }}");
                     sb.AppendLine($"            catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ __task = Current(out _).{call}; }}");
                     sb.AppendLine($"            try {{ {(generic ? "return " : string.Empty)}await (__route.MayRecover ? {helper}(__task, __route{Prefix(arguments)}) : __task).ConfigureAwait(false); }}");
-                    sb.AppendLine($"            finally {{ {tracking.Marks("__inner.Database")} }}");
+                    sb.AppendLine($"            finally {{ if (ReferenceEquals(__route.Tracker, __tracker)) {{ {tracking.Marks("__inner.Database")} }} }}");
                     sb.AppendLine("        }");
                     sb.AppendLine("        finally { __tracker.Exit(); }");
                     sb.AppendLine("    }");
@@ -208,7 +208,7 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                     sb.AppendLine($"                __inner = Current(out __route);{acknowledged}");
                     sb.AppendLine($"                try {{ {ret}__inner.{call}; }}");
                     sb.AppendLine($"                catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
-                    sb.AppendLine($"                finally {{ {tracking.Marks("__inner.Database")} }}");
+                    sb.AppendLine($"                finally {{ if (ReferenceEquals(__route.Tracker, __tracker)) {{ {tracking.Marks("__inner.Database")} }} }}");
                     sb.AppendLine("            }");
                     sb.AppendLine("            finally { __tracker.Exit(); }");
                     if (method.ReturnsVoid)

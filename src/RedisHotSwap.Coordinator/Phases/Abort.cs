@@ -6,10 +6,12 @@ namespace RedisHotSwap.Coordinator;
 public sealed partial class MigrationCoordinator
 {
     /// <summary>
-    /// Before promotion: directs every instance back to SOURCE, waits until they report it, counts the keys that
-    /// switched instances wrote to TARGET and SOURCE lacks, then detaches TARGET.
+    /// Before promotion: counts the keys changed on TARGET during the window (what abort discards), refusing while
+    /// there are any unless <see cref="CoordinatorOptions.DiscardTargetWrites"/>; directs every instance back to
+    /// SOURCE, waits until they report it, counts again (no instance writes TARGET any more: the count is exact), then
+    /// detaches TARGET.
     /// </summary>
-    /// <returns>How many keys exist only on TARGET (written there during the window; SOURCE does not have them).</returns>
+    /// <returns>How many keys changed on TARGET during the window were discarded (created, updated or deleted there).</returns>
     public async Task<long> AbortAsync(CancellationToken cancellationToken = default)
     {
         await using var hold = (await HoldLeaseAsync("abort").ConfigureAwait(false)).ConfigureAwait(false);
@@ -25,6 +27,18 @@ public sealed partial class MigrationCoordinator
             throw new PreflightRefusedException(state.Cutover == CutoverMode.Handoff
                 ? $"Migration '{options.MigrationId}' already handed the primary role to TARGET; abort would discard what was written there since. Run 'rollback' to hand it back to SOURCE without loss."
                 : $"Migration '{options.MigrationId}' already promoted TARGET; abort is no longer possible (SOURCE lacks what was written since). Run 'promote' to finish, or migrate back with a new migration from TARGET to SOURCE.");
+        }
+
+        if (!options.DiscardTargetWrites)
+        {
+            // Before anything changes: an instance sent back to SOURCE no longer sees what it wrote on TARGET.
+            var sofar = await CountTargetWritesAsync().ConfigureAwait(false);
+            var writing = (await instances.LiveAsync().ConfigureAwait(false)).Count(r => r.Side == RedisSide.Target || r.Draining);
+            if (sofar.Total > 0 || writing > 0)
+            {
+                throw new PreflightRefusedException(
+                    $"Abort would discard {sofar.Describe()}{(writing > 0 ? $", and what the {writing} instances still on TARGET write there until they are back" : string.Empty)}. Nothing changed. Run 'promote' to keep them, or 'abort --discard-target-writes' to discard them.");
+            }
         }
 
         await UndoFenceAsync(state).ConfigureAwait(false);
@@ -45,7 +59,14 @@ public sealed partial class MigrationCoordinator
                 "The directive to use SOURCE stands; TARGET was not detached.", "Check the remaining instances, then run 'abort' again.").ConfigureAwait(false);
         }
 
-        var onlyOnTarget = await CountKeysOnlyOnTargetAsync().ConfigureAwait(false);
+        // Exact now: every instance that reports is back on SOURCE, its last writes on TARGET marked and shipped.
+        var discarded = await CountTargetWritesAsync().ConfigureAwait(false);
+        if (discarded.Total > 0 && !options.DiscardTargetWrites)
+        {
+            throw await HaltAsync(state, Source, $"{Capitalized(discarded.Describe())} appeared on TARGET while the instances moved back.",
+                "Every instance is on SOURCE; TARGET was not detached and keeps those keys.",
+                "Run 'abort --discard-target-writes' to discard them.").ConfigureAwait(false);
+        }
 
         // Recorded before TARGET is detached: a detached TARGET must never be taken for one this migration promoted.
         state = await EnterAsync(state, MigrationPhase.Aborted, Source).ConfigureAwait(false);
@@ -56,48 +77,88 @@ public sealed partial class MigrationCoordinator
 
         await RestoreSettingsAsync(state, Target, Source).ConfigureAwait(false); // no secret of SOURCE stays on TARGET
 
-        progress?.Report(await StatusAsync(onlyOnTarget == 0
-            ? "aborted; TARGET detached"
-            : $"aborted; TARGET detached. WARNING: {onlyOnTarget} keys written to TARGET during the window are not on SOURCE").ConfigureAwait(false));
-        return onlyOnTarget;
+        progress?.Report(await StatusAsync(discarded.Total == 0
+            ? "aborted; TARGET detached; no key was changed on TARGET during the window"
+            : $"aborted; TARGET detached; discarded {discarded.Describe()} (TARGET keeps them; SOURCE does not have them)").ConfigureAwait(false));
+        return discarded.Keys;
     }
 
-    private async Task<long> CountKeysOnlyOnTargetAsync()
+    /// <summary>What an abort discards: keys changed on TARGET during the window, and writes whose keys are unknown.</summary>
+    /// <param name="Created">Keys TARGET holds and SOURCE does not.</param>
+    /// <param name="Changed">Keys SOURCE holds too, updated or deleted on TARGET.</param>
+    /// <param name="Unknown">Writes an instance made on TARGET without naming their keys (a script, another database).</param>
+    private readonly record struct TargetWrites(long Created, long Changed, long Unknown)
     {
-        long count = 0;
-        foreach (var database in (await Target.InfoAsync().ConfigureAwait(false)).Keys.Keys)
-        {
-            var sourceDb = Source.Connection.GetDatabase(database);
-            var batch = new List<RedisKey>(512);
-            await foreach (var key in Target.Server.KeysAsync(database, pageSize: 512).ConfigureAwait(false))
-            {
-                if (MigrationKeys.IsProtocolKey(key))
-                {
-                    continue;
-                }
+        public long Keys => Created + Changed;
 
-                batch.Add(key);
-                if (batch.Count == 512)
+        public long Total => Keys + Unknown;
+
+        public string Describe() =>
+            $"{Keys} keys changed on TARGET during the window ({Created} created there, {Changed} that SOURCE also holds, updated or deleted)"
+            + (Unknown > 0 ? $" and {Unknown} writes whose keys are unknown" : string.Empty);
+    }
+
+    private static string Capitalized(string text) => char.ToUpperInvariant(text[0]) + text[1..];
+
+    /// <summary>
+    /// The keys the instances marked as written on TARGET while it was a writable replica (their marks, shipped to
+    /// TARGET's dirty sets), with the keys only TARGET holds (a writer that marks nothing), each counted once.
+    /// </summary>
+    private async Task<TargetWrites> CountTargetWritesAsync()
+    {
+        var marked = new Dictionary<int, HashSet<RedisKey>>();
+        var candidates = new Dictionary<int, HashSet<RedisKey>>();
+        static HashSet<RedisKey> In(Dictionary<int, HashSet<RedisKey>> sets, int database) =>
+            sets.TryGetValue(database, out var keys) ? keys : sets[database] = [];
+
+        var marks = $"{MigrationKeys.Dirty(options.MigrationId, 0).ToString()[..^1]}*";
+        await foreach (var set in Target.Server.KeysAsync(0, marks, pageSize: 512).ConfigureAwait(false))
+        {
+            var database = int.Parse(set.ToString()[(marks.Length - 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            await foreach (var member in Target.Database.SetScanAsync(set, pageSize: 512).ConfigureAwait(false))
+            {
+                RedisKey key = (byte[])member!;
+                if (!MigrationKeys.IsProtocolKey(key)) // an instance's own reports pass the same connection
                 {
-                    count += await MissingAsync(sourceDb, batch).ConfigureAwait(false);
-                    batch.Clear();
+                    In(marked, database).Add(key);
+                    In(candidates, database).Add(key);
                 }
             }
-
-            count += await MissingAsync(sourceDb, batch).ConfigureAwait(false);
         }
 
-        return count;
-    }
-
-    private static async Task<long> MissingAsync(IDatabase source, List<RedisKey> keys)
-    {
-        if (keys.Count == 0)
+        foreach (var database in (await Target.InfoAsync().ConfigureAwait(false)).Keys.Keys)
         {
-            return 0;
+            await foreach (var key in Target.Server.KeysAsync(database, pageSize: 512).ConfigureAwait(false))
+            {
+                if (!MigrationKeys.IsProtocolKey(key))
+                {
+                    In(candidates, database).Add(key);
+                }
+            }
         }
 
-        var exists = await Task.WhenAll(keys.Select(k => source.KeyExistsAsync(k))).ConfigureAwait(false);
-        return exists.Count(e => !e);
+        long created = 0, total = 0;
+        foreach (var (database, keys) in candidates)
+        {
+            var (sourceDb, targetDb) = (Source.Connection.GetDatabase(database), Target.Connection.GetDatabase(database));
+            var written = In(marked, database);
+            foreach (var chunk in keys.Chunk(512))
+            {
+                var onTarget = Task.WhenAll(chunk.Select(k => targetDb.KeyExistsAsync(k)));
+                var onSource = Task.WhenAll(chunk.Select(k => sourceDb.KeyExistsAsync(k)));
+                var (t, s) = (await onTarget.ConfigureAwait(false), await onSource.ConfigureAwait(false));
+                for (var i = 0; i < chunk.Length; i++)
+                {
+                    // A marked key counts unless it was written and deleted again (nothing to discard); an unmarked one
+                    // only when TARGET alone holds it.
+                    var only = t[i] && !s[i];
+                    created += only ? 1 : 0;
+                    total += only || (written.Contains(chunk[i]) && s[i]) ? 1 : 0;
+                }
+            }
+        }
+
+        var unknown = (long?)await Target.Database.StringGetAsync(MigrationKeys.DirtyUnknown(options.MigrationId)).ConfigureAwait(false) ?? 0;
+        return new TargetWrites(created, total - created, unknown);
     }
 }

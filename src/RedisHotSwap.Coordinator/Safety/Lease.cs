@@ -51,6 +51,7 @@ internal sealed class Lease : IAsyncDisposable
     private long validUntil;
     private long holdUntil;
     private volatile string? lost;
+    private string? renewalProblem; // why the last renewal failed, for the message when the lease lapses
 
     private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, long validUntil)
     {
@@ -152,7 +153,7 @@ internal sealed class Lease : IAsyncDisposable
     {
         if (lost is null && Stopwatch.GetTimestamp() > Volatile.Read(ref validUntil))
         {
-            lost = $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s";
+            lost = $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s{(Volatile.Read(ref renewalProblem) is { } problem ? $" ({problem})" : string.Empty)}";
         }
 
         if (lost is { } why)
@@ -358,10 +359,13 @@ internal sealed class Lease : IAsyncDisposable
                 }
 
                 Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * Stopwatch.Frequency * 0.9));
+                Volatile.Write(ref renewalProblem, null);
                 return true;
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
+                Volatile.Write(ref renewalProblem, $"{names[index]} {(ex is TimeoutException ? "did not answer in time" : "could not be reached")}");
+
                 // The primary role moved (the key replicated there before it did): follow it only from a side that
                 // refuses writes by its own word (the client refuses a known replica's) to one that says it is a
                 // primary now; a side merely out of reach is never a reason to move. Else tried again at the next

@@ -23,6 +23,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool handoffReady;
     private volatile bool disconnected;
     private volatile Copy.WriteTracker? tracker;
+    private Copy.WindowWrites? windowWrites;
     private readonly Dictionary<System.Net.EndPoint, IServer> servers;
     private bool subscriptionsClosed;
 
@@ -154,7 +155,15 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         }
 
         Log.Connected(logger, side, Redaction.Redact(configuration), writableReplica ? " as a writable replica" : string.Empty);
-        return new HotSwapRoute(side, configuration, multiplexer, writableReplica, standby: false);
+        var route = new HotSwapRoute(side, configuration, multiplexer, writableReplica, standby: false);
+        if (writableReplica && settings.MigrationId is { Length: > 0 } migrationId)
+        {
+            // The writable window: what this instance writes here is marked, so that an abort counts what it discards.
+            route.windowWrites = new Copy.WindowWrites(multiplexer.GetDatabase(0), migrationId, logger);
+            route.tracker = route.windowWrites.Tracker;
+        }
+
+        return route;
     }
 
     public void MarkRetiring()
@@ -358,6 +367,11 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
     public async ValueTask DisposeAsync(bool allowCommandsToComplete)
     {
+        if (Interlocked.Exchange(ref windowWrites, null) is { } marks)
+        {
+            await marks.DisposeAsync().ConfigureAwait(false); // while the connection can still ship them
+        }
+
         await Multiplexer.CloseAsync(allowCommandsToComplete).ConfigureAwait(false);
         await Multiplexer.DisposeAsync().ConfigureAwait(false);
 

@@ -88,4 +88,7 @@ internal static partial class Log
 
     [LoggerMessage(28, LogLevel.Information, "Copy migration {MigrationId}: write tracking stopped ({Reason}).")]
     public static partial void CopyStopped(ILogger logger, string migrationId, string reason);
+
+    [LoggerMessage(30, LogLevel.Warning, "Migration {MigrationId}: could not ship the keys written on TARGET during the window ({Problem}); an abort may count fewer keys than it discards.")]
+    public static partial void WindowMarksProblem(ILogger logger, string migrationId, string problem);
 }

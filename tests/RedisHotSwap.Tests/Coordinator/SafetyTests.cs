@@ -107,7 +107,7 @@ public sealed class SafetyTests
     }
 
     [Fact]
-    public async Task Abort_AfterSomeInstancesSwitched_MovesThemBackCountsTargetOnlyKeysAndDetachesTarget()
+    public async Task Abort_AfterSomeInstancesSwitched_RefusesThenWithTheOptionMovesThemBackCountsTheirKeysAndDetachesTarget()
     {
         const string id = "abort";
         await using var migration = await Migration.StartAsync();
@@ -130,9 +130,14 @@ public sealed class SafetyTests
 
         await stopCutover.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
+        Assert.Equal(2, await CoordinatorCli.InvokeAsync(migration, id, "abort")); // 10 keys would be discarded
+        Assert.Equal(RedisSide.Target, moved.Controller.ActiveSide);
         var back = moved.NextSwitch();
 
-        Assert.Equal(0, await CoordinatorCli.InvokeAsync(migration, id, "abort"));
+        await using (var aborting = await CoordinatorCli.ObserverAsync(migration, id, o => o.DiscardTargetWrites = true))
+        {
+            Assert.Equal(10, await aborting.AbortAsync());
+        }
 
         var returned = await back;
         Assert.Equal(RedisSide.Source, returned.To);
@@ -145,7 +150,7 @@ public sealed class SafetyTests
     }
 
     [Fact]
-    public async Task Abort_PrintsTheCountOfKeysOnlyOnTarget()
+    public async Task Abort_WithKeysOnlyOnTarget_RefusesInOneLineThenWithTheOptionPrintsTheCount()
     {
         const string id = "abort-count";
         await using var migration = await Migration.StartAsync();
@@ -157,10 +162,16 @@ public sealed class SafetyTests
             await writer.Multiplexer.GetDatabase().StringSetAsync("written-on-target", "1");
         }
 
-        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "abort");
+        var (refusedExit, refused) = await CoordinatorCli.RunAsync(migration, id, "abort");
+        Assert.True(refusedExit == 2, refused);
+        Assert.Contains("Abort would discard 1 keys changed on TARGET during the window (1 created there, 0 that SOURCE also holds, updated or deleted). Nothing changed.",
+            Assert.Single(refused.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "abort", "--discard-target-writes");
 
         Assert.Equal(0, exit);
-        Assert.Contains("1 keys written to TARGET during the window are not on SOURCE", string.Join(' ', output.Split('\n', StringSplitOptions.TrimEntries)));
+        Assert.Contains("discarded 1 keys changed on TARGET during the window", string.Join(' ', output.Split('\n', StringSplitOptions.TrimEntries)));
     }
 
     private static async Task<long> CountOnlyOnTargetAsync(Migration migration)
