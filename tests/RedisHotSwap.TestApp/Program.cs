@@ -3,7 +3,8 @@
 // input, then writes what the server must hold (key=value lines) to the file given as its second argument and prints
 // a summary line and the first distinct errors.
 // Load (third argument): "write" (default; WriteLoad: unique keys at full speed) or "consistency" (ConsistencyLoad:
-// writes, read-your-writes and counters checked as they run; prints violations and the slowest commands).
+// writes, read-your-writes and counters checked as they run; prints violations and the slowest commands), each with
+// an optional ":N" for N loops (8 by default).
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -24,10 +25,13 @@ await using var services = new ServiceCollection()
     .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
     .BuildServiceProvider();
 var db = services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();
-var consistency = args.Length > 2 && args[2] == "consistency";
+// "consistency:N" runs N loops (8 by default): more loops, more writes a second.
+var load = args.Length > 2 ? args[2].Split(':', 2) : ["write"];
+var consistency = load[0] == "consistency";
+var loops = load.Length > 1 ? int.Parse(load[1], CultureInfo.InvariantCulture) : 8;
 var prefix = $"external:{Environment.ProcessId}";
-await using var writeLoad = consistency ? null : new WriteLoad(db, prefix, writers: 8);
-await using var checkedLoad = consistency ? new ConsistencyLoad(db, prefix, loops: 8) : null;
+await using var writeLoad = consistency ? null : new WriteLoad(db, prefix, writers: loops);
+await using var checkedLoad = consistency ? new ConsistencyLoad(db, prefix, loops) : null;
 
 Console.WriteLine("ready");
 await Console.In.ReadLineAsync();

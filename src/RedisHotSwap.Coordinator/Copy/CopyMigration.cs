@@ -313,13 +313,24 @@ public sealed partial class MigrationCoordinator
     private async Task<long> CopyDirtyAsync(KeyCopier copier, List<(int Database, RedisKey Key)>? keep)
     {
         long copied = 0;
-        var databases = (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order();
-        foreach (var database in databases)
+        var databases = (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order().ToArray();
+
+        // Which databases have marks, asked at once: under the fence every round trip is part of the pause.
+        var marked = databases.Select(d => (Dirty: Target.Database.KeyExistsAsync(MigrationKeys.Dirty(options.MigrationId, d)),
+            Taken: Target.Database.KeyExistsAsync(MigrationKeys.DirtyTaken(options.MigrationId, d)))).ToArray();
+        await Task.WhenAll(marked.SelectMany(m => new[] { m.Dirty, m.Taken })).ConfigureAwait(false);
+        for (var i = 0; i < databases.Length; i++)
         {
+            var database = databases[i];
             var dirty = MigrationKeys.Dirty(options.MigrationId, database);
             var taken = MigrationKeys.DirtyTaken(options.MigrationId, database);
-            if (!await Target.Database.KeyExistsAsync(taken).ConfigureAwait(false))
+            if (!marked[i].Taken.Result)
             {
+                if (!marked[i].Dirty.Result)
+                {
+                    continue; // no mark since the last take; one arriving now waits for the next
+                }
+
                 try
                 {
                     await Target.Database.KeyRenameAsync(dirty, taken).ConfigureAwait(false);
