@@ -120,10 +120,14 @@ public sealed partial class MigrationCoordinator
             state = await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false);
         }
 
+        // Early, so that a writer that is not an instance stops the run before the backfill, not after it.
+        await RefuseUnknownWritersAsync(state, "before the copy").ConfigureAwait(false);
+        await WatchKeyspaceAsync().ConfigureAwait(false);
         if (state.Phase == MigrationPhase.New)
         {
             await IssueCopyDirectiveAsync(CopyStage.Track, "copy: track writes").ConfigureAwait(false);
             await WaitForTrackingAsync(state, cancellationToken).ConfigureAwait(false);
+            await (keyspace?.ForgetAsync() ?? Task.CompletedTask).ConfigureAwait(false);
             await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: backfill").ConfigureAwait(false);
             state = await EnterCopyAsync(state, MigrationPhase.Backfilling).ConfigureAwait(false);
         }
@@ -131,6 +135,7 @@ public sealed partial class MigrationCoordinator
         {
             // Resumed: whoever started since must track before anything is copied again.
             await WaitForTrackingAsync(state, cancellationToken).ConfigureAwait(false);
+            await (keyspace?.ForgetAsync() ?? Task.CompletedTask).ConfigureAwait(false);
         }
 
         if (state.Phase == MigrationPhase.Backfilling)
@@ -149,6 +154,8 @@ public sealed partial class MigrationCoordinator
             state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
             suspects = await StillDifferingAsync(suspects).ConfigureAwait(false);
             state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
+            await RefuseUnknownWritersAsync(state, "before the fence").ConfigureAwait(false);
+            await CopyUnexplainedAsync(copier, fenced: false).ConfigureAwait(false);
             var (fenced, fencedAt, outcome) = await FenceAsync(state, copier, suspects, cancellationToken).ConfigureAwait(false);
             state = fenced;
             if (outcome is null)
@@ -360,6 +367,7 @@ public sealed partial class MigrationCoordinator
         async Task<long> CopyBatchAsync(int database, List<RedisKey> keys)
         {
             await copier.CopyAsync(database, keys).ConfigureAwait(false);
+            keyspace?.Marked(database, keys);
             keep?.AddRange(keys.Select(k => (database, k)));
             var count = keys.Count;
             keys.Clear();
@@ -527,6 +535,7 @@ public sealed partial class MigrationCoordinator
             var held = time.GetElapsedTime(fencedAt);
             var last = new List<(int Database, RedisKey Key)>();
             await CopyDirtyAsync(copier, last).ConfigureAwait(false);
+            last.AddRange(await CopyUnexplainedAsync(copier, fenced: true).ConfigureAwait(false));
             var copied = time.GetElapsedTime(fencedAt);
             if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
             {
@@ -547,7 +556,8 @@ public sealed partial class MigrationCoordinator
                 {
                     FenceSteps = string.Create(CultureInfo.InvariantCulture,
                         $"instances held their writes after {held.TotalMilliseconds:0.0} ms, the last keys were copied at {copied.TotalMilliseconds:0.0} ms and compared at {time.GetElapsedTime(fencedAt).TotalMilliseconds:0.0} ms");
-                    Verified = $"{Verified}; under the fence: {last.Count} keys copied last and {suspects.Count} that had differed compared: all equal";
+                    Verified = $"{Verified}; under the fence: {last.Count} keys copied last and {suspects.Count} that had differed compared: all equal"
+                        + (keyspace is { Active: true } ? $"; keyspace notifications: {UnexplainedWrites} keys written by no instance, copied again" : string.Empty);
                     return (state, fencedAt, null);
                 }
 
