@@ -21,7 +21,7 @@ internal static class Commands
     private static readonly Setting PollInterval = Setting.Of("--poll-interval", "How often servers and instances are read while waiting.", TimeSpan.FromMilliseconds(250), (o, v) => o.PollInterval = v, hidden: true);
     private static readonly Setting AllowTargetData = Setting.Of("--allow-target-data", "Accept a TARGET that holds data; REPLICAOF erases it.", false, (o, v) => o.AllowTargetData = v);
     private static readonly Setting AllowUnknownClients = Setting.Of(
-        "--allow-unknown-clients", "Promote although SOURCE has clients that are neither registered instances, replicas nor a coordinator (or CLIENT LIST is refused); their writes fail there afterwards.", false, (o, v) => o.AllowUnknownClients = v);
+        "--allow-unknown-clients", "Promote (in copy mode: copy and cut over) although SOURCE has clients that are neither registered instances, replicas nor a coordinator (or CLIENT LIST is refused); their writes fail there afterwards (copy mode: go untracked).", false, (o, v) => o.AllowUnknownClients = v);
     private static readonly Setting DiscardTargetWrites = Setting.Of(
         "--discard-target-writes", "Abort although keys were changed on TARGET during the window; abort counts them first and, without this option, refuses while there are any.", false, (o, v) => o.DiscardTargetWrites = v);
     private static readonly Setting ExpectInstances = Setting.Of("--expect-instances", "How many live instances must report before the cutover can end.", 1, (o, v) => o.ExpectedInstances = v);

@@ -22,6 +22,7 @@ internal static class Plan
 
     private static IReadOnlyList<string> Copy(CoordinatorOptions o) =>
     [
+        $"writers: CLIENT LIST on SOURCE, now and before each fence: {(o.AllowUnknownClients ? "clients that are no instance (or a refused list) are named, and the copy goes on (--allow-unknown-clients)" : "a client that is no instance, or a refused list, stops the copy (--allow-unknown-clients to go on)")}; where SOURCE sends keyspace notifications, keys changed that no instance marked are copied again under the fence and named.",
         $"track: direct every instance (on TARGET, announced on both channels) to track its writes; wait up to {Format.Duration(o.InstancesTimeout)} until {Format.Count(o.ExpectedInstances)} or more live instances track them. SOURCE is only read, never written or reconfigured.",
         $"backfill: SCAN every database of SOURCE; DUMP and RESTORE each key on TARGET with its time to live (type-level commands where TARGET refuses the payload; keys over {Format.Bytes(o.BigKeyBytes)} in chunks, renamed into place){(o.AllowTargetData ? "; TARGET's own keys stay unless SOURCE has them (--allow-target-data)" : string.Empty)}.",
         $"converge: copy the keys the instances wrote meanwhile, round after round, until few are left; compare {(o.VerifySample > 0 ? $"a sample of {o.VerifySample} keys" : "every key")} (type, value digest, time to live within 1 s).",

@@ -63,9 +63,10 @@ public sealed class CoordinatorOptions
     /// <summary>
     /// Lets a promotion (or a handoff) go ahead while the side giving up the primary role has clients that are neither
     /// registered instances, replicas nor a coordinator (<c>CLIENT LIST</c>), or while their list cannot be read; their
-    /// writes fail there afterwards.
+    /// writes fail there afterwards. In copy mode: lets the copy and its cutover go ahead while SOURCE has such clients
+    /// (their writes go untracked) or cannot list them.
     /// </summary>
-    /// <value>The default value is <see langword="false"/>: the promotion stops, naming each such client.</value>
+    /// <value>The default value is <see langword="false"/>: the promotion (or the copy) stops, naming each such client.</value>
     public bool AllowUnknownClients { get; set; }
 
     /// <summary>How the cutover moves the instances.</summary>

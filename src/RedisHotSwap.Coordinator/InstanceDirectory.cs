@@ -11,8 +11,10 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
     public async Task<IReadOnlyList<InstanceReport>> LiveAsync()
     {
         var set = MigrationKeys.Instances(migrationId);
-        var ids = (await source.ReadAsync(db => db.SetMembersAsync(set), []).ConfigureAwait(false))
-            .Concat(await target.ReadAsync(db => db.SetMembersAsync(set), []).ConfigureAwait(false))
+        // Both sides asked at once: a cutover polls this, and every round trip is part of the pause.
+        var (fromSource, fromTarget) = (source.ReadAsync(db => db.SetMembersAsync(set), []), target.ReadAsync(db => db.SetMembersAsync(set), []));
+        var ids = (await fromSource.ConfigureAwait(false))
+            .Concat(await fromTarget.ConfigureAwait(false))
             .Select(v => (string)v!)
             .Distinct(StringComparer.Ordinal)
             .ToArray();
@@ -22,8 +24,9 @@ internal sealed class InstanceDirectory(RedisNode source, RedisNode target, stri
         }
 
         var keys = ids.SelectMany(id => new[] { MigrationKeys.Instance(migrationId, id, RedisSide.Source), MigrationKeys.Instance(migrationId, id, RedisSide.Target) }).ToArray();
-        var onSource = await source.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]).ConfigureAwait(false);
-        var onTarget = await target.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]).ConfigureAwait(false);
+        var (readSource, readTarget) = (source.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]), target.ReadAsync(db => GetEachAsync(db, keys), new RedisValue[keys.Length]));
+        var onSource = await readSource.ConfigureAwait(false);
+        var onTarget = await readTarget.ConfigureAwait(false);
         return ids
             .Select((_, i) => new[] { onSource[2 * i], onSource[(2 * i) + 1], onTarget[2 * i], onTarget[(2 * i) + 1] }
                 .Select(json => InstanceReport.FromJson(json))

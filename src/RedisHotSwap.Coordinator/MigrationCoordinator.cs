@@ -301,12 +301,12 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
         var json = directive.ToJson();
         await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), json).ConfigureAwait(false);
         var channel = MigrationKeys.DirectiveChannel(options.MigrationId);
-        await primary.Connection.GetSubscriber().PublishAsync(channel, json).ConfigureAwait(false);
-        if (alsoAnnounceOn is not null)
-        {
-            // PUBLISH is no write: a replica, or a fenced SOURCE, delivers it to the instances still listening there.
-            await alsoAnnounceOn.Connection.GetSubscriber().PublishAsync(channel, json).ConfigureAwait(false);
-        }
+
+        // PUBLISH is no write: a replica, or a fenced SOURCE, delivers it to the instances still listening there. Both
+        // at once: an instance acts on whichever arrives first, and a cutover waits for it.
+        await Task.WhenAll(
+            primary.Connection.GetSubscriber().PublishAsync(channel, json),
+            alsoAnnounceOn?.Connection.GetSubscriber().PublishAsync(channel, json) ?? Task.CompletedTask).ConfigureAwait(false);
 
         return directive;
     }

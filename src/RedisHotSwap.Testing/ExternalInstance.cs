@@ -31,7 +31,7 @@ public sealed class ExternalInstance : IAsyncDisposable
 
     /// <summary>Starts an instance and returns once its load runs.</summary>
     /// <param name="settings">Configuration keys (<c>RedisHotSwap:Source</c>, ...) and values.</param>
-    /// <param name="load"><c>write</c> (<see cref="WriteLoad"/>) or <c>consistency</c> (<see cref="ConsistencyLoad"/>).</param>
+    /// <param name="load"><c>write</c> (<see cref="WriteLoad"/>) or <c>consistency</c> (<see cref="ConsistencyLoad"/>), each with an optional <c>:N</c> for N loops (8 by default).</param>
     public static async Task<ExternalInstance> StartAsync(IReadOnlyDictionary<string, string?> settings, string load = "write")
     {
         var folder = Directory.CreateTempSubdirectory("redis-hotswap-instance-");

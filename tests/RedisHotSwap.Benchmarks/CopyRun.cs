@@ -6,40 +6,43 @@ using StackExchange.Redis;
 namespace RedisHotSwap.Benchmarks;
 
 /// <summary>
-/// Copy mode, measured (<c>--copy [keys] [runs]</c>): the backfill's rate for small keys (keys/s) and for large values
-/// (MB/s), each on two fresh servers with no instance running; then the cutover pause under the checked load of three
-/// instances in processes of their own, over <c>runs</c> migrations: the coordinator's write hold (fence to the last
-/// instance on TARGET) and the longest any single command of any instance waited.
+/// Copy mode, measured (<c>--copy [keys] [cutovers] [loops]</c>): the backfill's rate for small keys (keys/s) and for
+/// large values (MB/s), each on two fresh servers with no instance running, with the CPU each process spent per key;
+/// then the cutover pause under the checked load of three instances in processes of their own (<c>loops</c> loops each, 32 by default: the more loops, the more writes a second), over
+/// <c>cutovers</c> migrations: the coordinator's write hold (fence to the last instance on TARGET), the longest any
+/// single command of any instance waited, and the write rate the load reached.
 /// </summary>
 internal static class CopyRun
 {
-    public static async Task<int> RunAsync(int keys, int runs)
+    public static async Task<int> RunAsync(int keys, int runs, int loops)
     {
-        ThreadPool.SetMinThreads(16, 16);
+        ThreadPool.SetMinThreads(16, 16); // as the CLI does: the coordinator runs here, the instances in processes of their own
         var small = await BackfillAsync(keys, valueBytes: 16);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {keys:N0} keys of 16 B: {small.Seconds:0.00} s, {keys / small.Seconds:N0} keys/s"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {keys:N0} keys of 16 B: {small:0.00} s, {keys / small:N0} keys/s"));
         const int large = 200;
         var big = await BackfillAsync(large, valueBytes: 1 << 20);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {large} keys of 1 MiB: {big.Seconds:0.00} s, {large / big.Seconds:N1} MB/s"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {large} keys of 1 MiB: {big:0.00} s, {large / big:N1} MB/s"));
 
         var pauses = new List<(double Held, double Longest, double WritesPerSecond)>();
         for (var run = 1; run <= runs; run++)
         {
-            var result = await PauseAsync(run);
-            pauses.Add(result);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cutover {run}: writes held {result.Held:0.0} ms, longest command wait {result.Longest:0.0} ms, load {result.WritesPerSecond:N0} writes/s"));
+            var result = await PauseAsync(run, loops);
+            pauses.Add((result.Held, result.Longest, result.WritesPerSecond));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"cutover {run}: writes held {result.Held:0.0} ms, longest command wait {result.Longest:0.0} ms, load {result.WritesPerSecond:N0} writes/s; {result.Steps}"));
         }
 
         if (pauses.Count > 0)
         {
             var held = pauses.Select(p => p.Held).Order().ToArray();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"writes held: median {held[held.Length / 2]:0.0} ms, worst {held[^1]:0.0} ms over {held.Length} cutovers"));
+            var rates = pauses.Select(p => p.WritesPerSecond).Order().ToArray();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"writes held: median {held[held.Length / 2]:0.0} ms, worst {held[^1]:0.0} ms over {held.Length} cutovers, under {rates[0]:N0} to {rates[^1]:N0} writes/s ({loops} loops in each of 3 instances)"));
         }
 
         return 0;
     }
 
-    private static async Task<(double Seconds, long Keys)> BackfillAsync(int count, int valueBytes)
+    private static async Task<double> BackfillAsync(int count, int valueBytes)
     {
         await using var source = await RedisServerProcess.StartAsync();
         await using var target = await RedisServerProcess.StartAsync();
@@ -64,11 +67,26 @@ internal static class CopyRun
             VerifySample = valueBytes > 1024 ? 10 : 1_000, // the backfill is measured; verification reads both sides whole
             PollInterval = TimeSpan.FromMilliseconds(20),
         });
+        var cpu = (Source: await CpuSecondsAsync(source), Target: await CpuSecondsAsync(target), Coordinator: Environment.CpuUsage.TotalTime);
         var status = await coordinator.MigrateAsync();
-        return (status.PhaseDurations[MigrationPhase.Backfilling].TotalSeconds, count);
+
+        // Where the time went: the whole migration's CPU (the backfill is most of it), per key, on each side.
+        var perKey = 1e6 / count;
+        var (sourceCpu, targetCpu) = (await CpuSecondsAsync(source) - cpu.Source, await CpuSecondsAsync(target) - cpu.Target);
+        var coordinatorCpu = (Environment.CpuUsage.TotalTime - cpu.Coordinator).TotalSeconds;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  CPU per key over the whole migration: SOURCE {sourceCpu * perKey:0.0} µs, TARGET {targetCpu * perKey:0.0} µs, coordinator {coordinatorCpu * perKey:0.0} µs"));
+        return status.PhaseDurations[MigrationPhase.Backfilling].TotalSeconds;
     }
 
-    private static async Task<(double Held, double Longest, double WritesPerSecond)> PauseAsync(int run)
+    private static async Task<double> CpuSecondsAsync(RedisServerProcess server)
+    {
+        await using var connection = await ConnectionMultiplexer.ConnectAsync(server.ConfigurationString + ",allowAdmin=true");
+        var info = (await connection.GetServer(server.Endpoint).InfoAsync("cpu")).SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value);
+        return double.Parse(info["used_cpu_user"], CultureInfo.InvariantCulture) + double.Parse(info["used_cpu_sys"], CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<(double Held, double Longest, double WritesPerSecond, string? Steps)> PauseAsync(int run, int loops)
     {
         await using var source = await RedisServerProcess.StartAsync();
         await using var target = await RedisServerProcess.StartAsync();
@@ -89,7 +107,7 @@ internal static class CopyRun
         {
             for (var i = 0; i < 3; i++)
             {
-                instances.Add(await ExternalInstance.StartAsync(settings, load: "consistency"));
+                instances.Add(await ExternalInstance.StartAsync(settings, load: $"consistency:{loops}"));
             }
 
             await using var coordinator = await MigrationCoordinator.ConnectAsync(new CoordinatorOptions
@@ -118,6 +136,6 @@ internal static class CopyRun
         }
 
         var seconds = (DateTimeOffset.UtcNow - started).TotalSeconds;
-        return (status.CopyPauseMs ?? double.NaN, checkedRuns.Max(r => r.MaxLatencyMs), checkedRuns.Sum(r => r.Writes) / seconds);
+        return (status.CopyPauseMs ?? double.NaN, checkedRuns.Max(r => r.MaxLatencyMs), checkedRuns.Sum(r => r.Writes) / seconds, status.Waiting);
     }
 }

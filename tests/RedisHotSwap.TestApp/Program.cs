@@ -3,8 +3,8 @@
 // input, then writes what the server must hold (key=value lines) to the file given as its second argument and prints
 // a summary line and the first distinct errors.
 // Load (third argument): "write" (default; WriteLoad: unique keys at full speed) or "consistency" (ConsistencyLoad:
-// writes, read-your-writes and counters checked as they run; prints violations and the slowest commands; "consistency@N"
-// paces it at N writes/s).
+// writes, read-your-writes and counters checked as they run; prints violations and the slowest commands), each with
+// an optional ":N" for N loops (8 by default), and the checked one with "@R" for a pace of R writes/s in this process.
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,13 +26,15 @@ await using var services = new ServiceCollection()
     .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
     .BuildServiceProvider();
 var db = services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();
-// "consistency@N": the checked load paced at N writes/s in this process.
-var load = args.Length > 2 ? args[2].Split('@', 2) : ["write"];
+// "consistency:N@R": N loops (8 by default; more loops, more writes a second), paced at R writes/s when given.
+var paced = args.Length > 2 ? args[2].Split('@', 2) : ["write"];
+var load = paced[0].Split(':', 2);
 var consistency = load[0] == "consistency";
-double? pace = load.Length > 1 ? double.Parse(load[1], CultureInfo.InvariantCulture) : null;
+var loops = load.Length > 1 ? int.Parse(load[1], CultureInfo.InvariantCulture) : 8;
+double? pace = paced.Length > 1 ? double.Parse(paced[1], CultureInfo.InvariantCulture) : null;
 var prefix = $"external:{Environment.ProcessId}";
-await using var writeLoad = consistency ? null : new WriteLoad(db, prefix, writers: 8);
-await using var checkedLoad = consistency ? new ConsistencyLoad(db, prefix, loops: 8, pace) : null;
+await using var writeLoad = consistency ? null : new WriteLoad(db, prefix, writers: loops);
+await using var checkedLoad = consistency ? new ConsistencyLoad(db, prefix, loops, pace) : null;
 
 Console.WriteLine("ready");
 await Console.In.ReadLineAsync();

@@ -144,10 +144,14 @@ public sealed partial class MigrationCoordinator
             state = await EnterCopyAsync(state, MigrationPhase.Converging).ConfigureAwait(false);
         }
 
+        // Early, so that a writer that is not an instance stops the run before the backfill, not after it.
+        await RefuseUnknownWritersAsync(state, "before the copy").ConfigureAwait(false);
+        await WatchKeyspaceAsync().ConfigureAwait(false);
         if (state.Phase == MigrationPhase.New)
         {
             await IssueCopyDirectiveAsync(CopyStage.Track, "copy: track writes").ConfigureAwait(false);
             await WaitForTrackingAsync(state, cancellationToken).ConfigureAwait(false);
+            await (keyspace?.ForgetAsync() ?? Task.CompletedTask).ConfigureAwait(false);
             await IssueCopyDirectiveAsync(CopyStage.Copying, "copy: backfill").ConfigureAwait(false);
             state = await EnterCopyAsync(state, MigrationPhase.Backfilling).ConfigureAwait(false);
         }
@@ -155,6 +159,7 @@ public sealed partial class MigrationCoordinator
         {
             // Resumed: whoever started since must track before anything is copied again.
             await WaitForTrackingAsync(state, cancellationToken).ConfigureAwait(false);
+            await (keyspace?.ForgetAsync() ?? Task.CompletedTask).ConfigureAwait(false);
         }
 
         if (state.Phase == MigrationPhase.Backfilling)
@@ -173,6 +178,8 @@ public sealed partial class MigrationCoordinator
             state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
             suspects = await StillDifferingAsync(suspects).ConfigureAwait(false);
             state = await ConvergeAsync(state, copier, cancellationToken).ConfigureAwait(false);
+            await RefuseUnknownWritersAsync(state, "before the fence").ConfigureAwait(false);
+            await CopyUnexplainedAsync(copier, fenced: false).ConfigureAwait(false);
             var (fenced, fencedAt, outcome) = await FenceAsync(state, copier, suspects, cancellationToken).ConfigureAwait(false);
             state = fenced;
             if (outcome is null)
@@ -353,13 +360,24 @@ public sealed partial class MigrationCoordinator
     {
         long copied = 0;
         // A cluster has database 0 only (the rounds before the fence halt on any other).
-        IEnumerable<int> databases = Target.IsCluster ? [0] : (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order();
-        foreach (var database in databases)
+        int[] databases = Target.IsCluster ? [0] : [.. (await Source.InfoAsync("keyspace").ConfigureAwait(false)).Keys.Keys.Union(Enumerable.Range(0, 16)).Order()];
+
+        // Which databases have marks, asked at once: under the fence every round trip is part of the pause.
+        var marked = databases.Select(d => (Dirty: Target.Database.KeyExistsAsync(MigrationKeys.Dirty(options.MigrationId, d)),
+            Taken: Target.Database.KeyExistsAsync(MigrationKeys.DirtyTaken(options.MigrationId, d)))).ToArray();
+        await Task.WhenAll(marked.SelectMany(m => new[] { m.Dirty, m.Taken })).ConfigureAwait(false);
+        for (var i = 0; i < databases.Length; i++)
         {
+            var database = databases[i];
             var dirty = MigrationKeys.Dirty(options.MigrationId, database);
             var taken = MigrationKeys.DirtyTaken(options.MigrationId, database);
-            if (!await Target.Database.KeyExistsAsync(taken).ConfigureAwait(false))
+            if (!marked[i].Taken.Result)
             {
+                if (!marked[i].Dirty.Result)
+                {
+                    continue; // no mark since the last take; one arriving now waits for the next
+                }
+
                 try
                 {
                     await Target.Database.KeyRenameAsync(dirty, taken).ConfigureAwait(false);
@@ -389,6 +407,7 @@ public sealed partial class MigrationCoordinator
         async Task<long> CopyBatchAsync(int database, List<RedisKey> keys)
         {
             await copier.CopyAsync(database, keys).ConfigureAwait(false);
+            keyspace?.Marked(database, keys);
             keep?.AddRange(keys.Select(k => (database, k)));
             var count = keys.Count;
             keys.Clear();
@@ -556,6 +575,7 @@ public sealed partial class MigrationCoordinator
             var held = time.GetElapsedTime(fencedAt);
             var last = new List<(int Database, RedisKey Key)>();
             await CopyDirtyAsync(copier, last).ConfigureAwait(false);
+            last.AddRange(await CopyUnexplainedAsync(copier, fenced: true).ConfigureAwait(false));
             var copied = time.GetElapsedTime(fencedAt);
             if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
             {
@@ -576,7 +596,8 @@ public sealed partial class MigrationCoordinator
                 {
                     FenceSteps = string.Create(CultureInfo.InvariantCulture,
                         $"instances held their writes after {held.TotalMilliseconds:0.0} ms, the last keys were copied at {copied.TotalMilliseconds:0.0} ms and compared at {time.GetElapsedTime(fencedAt).TotalMilliseconds:0.0} ms");
-                    Verified = $"{Verified}; under the fence: {last.Count} keys copied last and {suspects.Count} that had differed compared: all equal";
+                    Verified = $"{Verified}; under the fence: {last.Count} keys copied last and {suspects.Count} that had differed compared: all equal"
+                        + (keyspace is { Active: true } ? $"; keyspace notifications: {UnexplainedWrites} keys written by no instance, copied again" : string.Empty);
                     return (state, fencedAt, null);
                 }
 

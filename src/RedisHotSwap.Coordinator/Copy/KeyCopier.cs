@@ -8,10 +8,10 @@ namespace RedisHotSwap.Coordinator.Copy;
 /// gone from SOURCE is deleted on TARGET (an expired or deleted key never comes back there). SOURCE is only read.
 /// </summary>
 /// <remarks>
-/// Per batch, pipelined: <c>PTTL</c> and a size estimate (<c>MEMORY USAGE</c>, when SOURCE allows it) of every key,
-/// then <c>DUMP</c> of the keys under <see cref="BigKeyBytes"/>, then <c>RESTORE ... REPLACE</c> on TARGET. A payload
-/// TARGET refuses (another server's format; Garnet restores only strings) is remembered by its type byte, and keys of
-/// that type are copied with type-level commands from then on, in one transaction per key. A key over the threshold
+/// Per batch: <c>PTTL</c>, a size estimate (<c>MEMORY USAGE</c>, when SOURCE allows it) and <c>DUMP</c> of every key
+/// under <see cref="BigKeyBytes"/> (see <see cref="SourceProbe"/>), then <c>RESTORE ... REPLACE ABSTTL</c> of them all
+/// on TARGET, pipelined. A payload TARGET refuses (another server's format; Garnet restores only strings) is remembered
+/// by its type byte, and keys of that type are copied with type-level commands from then on, in one transaction per key. A key over the threshold
 /// is read in chunks (<c>GETRANGE</c>, <c>HSCAN</c>, <c>SSCAN</c>, <c>ZSCAN</c>, <c>LRANGE</c>, <c>XRANGE</c>) into a
 /// temporary key in the same cluster slot, which <c>RENAME</c> then moves into place at once.
 /// </remarks>
@@ -19,17 +19,31 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 {
     private const int ChunkElements = 1000;
     private const int ChunkBytes = 1 << 20;
-    private readonly HashSet<byte> refusedTypes = [];
-    private bool sizeUnknown;
+
+    // Payload bytes copied at once within a page (one key more at most).
+    private const long GroupBytes = 8L << 20;
+    // By a payload's type byte: read without a lock on every key (a stale read costs one refused RESTORE, which falls back).
+    private readonly bool[] refusedTypes = new bool[256];
+    private SourceProbe probe = new();
 
     /// <summary>Keys estimated larger than this are copied in chunks.</summary>
     /// <value>The default value is 8 MiB.</value>
-    public long BigKeyBytes { get; init; } = 8L << 20;
+    public long BigKeyBytes
+    {
+        get => probe.BigKeyBytes;
+        init => probe = new SourceProbe { BigKeyBytes = value };
+    }
 
     /// <summary>How many keys were copied, deleted, copied type by type, and copied in chunks.</summary>
     public CopyCounters Counters { get; } = new();
 
     /// <summary>Copies <paramref name="keys"/> of database <paramref name="database"/>; protocol keys are skipped.</summary>
+    /// <remarks>
+    /// The page goes in groups of at most <see cref="GroupBytes"/> (by payload, or SOURCE's estimate): all of a group's
+    /// <c>RESTORE</c>s are written at once and awaited once, so a key costs TARGET one command and the client no await of
+    /// its own, and a page of large values never has more than a group's bytes in flight (a command's timeout counts
+    /// from when it was queued). Only keys a payload cannot carry (big, refused, gone) take the slower paths.
+    /// </remarks>
     public async Task CopyAsync(int database, IReadOnlyList<RedisKey> keys)
     {
         var batch = keys.Where(k => !MigrationKeys.IsProtocolKey(k)).ToArray();
@@ -42,104 +56,97 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         var to = target.GetDatabase(database);
         // Expiry as an absolute time: a relative one would lengthen every key's life by the time the copy takes.
         var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var ttls = batch.Select(k => from.ExecuteAsync("PTTL", k)).ToArray();
-        var sizes = sizeUnknown ? null : batch.Select(k => from.ExecuteAsync("MEMORY", "USAGE", k)).ToArray();
-        await Task.WhenAll(ttls).ConfigureAwait(false);
-        var big = new bool[batch.Length];
-        if (sizes is not null)
+        var probes = await probe.ReadAsync(from, batch).ConfigureAwait(false);
+        var others = new List<Task>();
+        for (int start = 0, end; start < batch.Length; start = end)
         {
-            try
+            long bytes = 0;
+            for (end = start; end < batch.Length && (end == start || bytes <= GroupBytes); end++)
             {
-                await Task.WhenAll(sizes).ConfigureAwait(false);
-                for (var i = 0; i < batch.Length; i++)
-                {
-                    big[i] = !sizes[i].Result.IsNull && (long)sizes[i].Result > BigKeyBytes;
-                }
+                bytes += probes[end].Payload?.Length ?? Math.Max(probes[end].Size, 0);
             }
-            catch (RedisServerException)
-            {
-                sizeUnknown = true; // SOURCE refuses MEMORY: every key is dumped whole
-            }
+
+            await SourceProbe.DumpAsync(from, batch, probes, start, end).ConfigureAwait(false);
+            await RestoreGroupAsync(from, to, batch, probes, start, end, askedAt, others).ConfigureAwait(false);
         }
 
-        var dumps = new Task<RedisResult>?[batch.Length];
-        for (var i = 0; i < batch.Length; i++)
-        {
-            if ((long)ttls[i].Result != -2 && !big[i])
-            {
-                dumps[i] = from.ExecuteAsync("DUMP", batch[i]);
-            }
-        }
+        await Task.WhenAll(others).ConfigureAwait(false);
+    }
 
-        var writes = new List<Task>(batch.Length);
-        for (var i = 0; i < batch.Length; i++)
+    /// <summary>Writes keys <paramref name="start"/> to <paramref name="end"/> (excluded); the slower paths are added to <paramref name="others"/>.</summary>
+    private async Task RestoreGroupAsync(IDatabase from, IDatabase to, RedisKey[] keys, KeyProbe[] probes, int start, int end, long askedAt, List<Task> others)
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var restores = new Task<RedisResult>?[end - start];
+
+        // One batch: the group's RESTOREs written at once (one lock, one flush), not key by key.
+        var writes = to.CreateBatch();
+        for (var i = start; i < end; i++)
         {
-            var key = batch[i];
-            var ttl = (long)ttls[i].Result;
-            if (ttl == -2)
+            var (key, (ttl, big, _, payload)) = (keys[i], probes[i]);
+            var expiresAtMs = ttl < 0 ? 0 : askedAt + ttl;
+            if (ttl == -2 || (expiresAtMs > 0 && expiresAtMs <= now))
             {
-                writes.Add(DeleteAsync(to, key));
+                others.Add(DeleteAsync(to, key)); // gone, or expired meanwhile (and RESTORE reads 0 as "no expiry")
             }
-            else if (big[i])
+            else if (big)
             {
-                writes.Add(CopyInChunksAsync(from, to, key));
+                others.Add(CopyInChunksAsync(from, to, key));
+            }
+            else if (payload is null || Refused(payload))
+            {
+                // Gone between PTTL and DUMP, a SOURCE that cannot dump this type, or a TARGET that cannot restore it.
+                others.Add(CopyByTypeAsync(from, to, key));
             }
             else
             {
-                writes.Add(RestoreAsync(from, to, key, ttl < 0 ? 0 : askedAt + ttl, dumps[i]!));
+                restores[i - start] = writes.ExecuteAsync("RESTORE", key, expiresAtMs, payload, "REPLACE", "ABSTTL");
             }
         }
 
-        await Task.WhenAll(writes).ConfigureAwait(false);
+        writes.Execute();
+        try
+        {
+            await Task.WhenAll(restores.OfType<Task>()).ConfigureAwait(false);
+        }
+        catch (RedisServerException)
+        {
+            // Looked at one by one below.
+        }
+
+        for (var i = start; i < end; i++)
+        {
+            if (restores[i - start] is not { } restore)
+            {
+                continue;
+            }
+
+            var payload = probes[i].Payload!;
+            if (restore.IsCompletedSuccessfully)
+            {
+                Counters.Restored(payload.Length);
+            }
+            else if (restore.Exception?.InnerException is RedisServerException)
+            {
+                Volatile.Write(ref refusedTypes[TypeOf(payload)], true);
+                others.Add(CopyByTypeAsync(from, to, keys[i]));
+            }
+            else
+            {
+                await restore.ConfigureAwait(false); // a connection or timeout problem: the batch fails as a whole
+            }
+        }
     }
+
+    // A payload's first byte is its type (RDB type), so one refused payload stands for every payload of its type.
+    private static byte TypeOf(byte[] payload) => payload.Length > 0 ? payload[0] : (byte)0;
+
+    private bool Refused(byte[] payload) => Volatile.Read(ref refusedTypes[TypeOf(payload)]);
 
     private async Task DeleteAsync(IDatabase to, RedisKey key)
     {
         await to.KeyDeleteAsync(key).ConfigureAwait(false);
         Counters.Deleted();
-    }
-
-    private async Task RestoreAsync(IDatabase from, IDatabase to, RedisKey key, long expiresAtMs, Task<RedisResult> dumping)
-    {
-        var payload = (byte[]?)await dumping.ConfigureAwait(false);
-        if (payload is null)
-        {
-            // Gone between PTTL and DUMP, or a SOURCE that cannot dump this type: the type-level copy decides which.
-            await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
-            return;
-        }
-
-        var type = payload.Length > 0 ? payload[0] : (byte)0;
-        bool refused;
-        lock (refusedTypes)
-        {
-            refused = refusedTypes.Contains(type);
-        }
-
-        if (!refused)
-        {
-            try
-            {
-                if (expiresAtMs > 0 && expiresAtMs <= DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())
-                {
-                    await DeleteAsync(to, key).ConfigureAwait(false); // expired meanwhile (and RESTORE reads 0 as "no expiry")
-                    return;
-                }
-
-                await to.ExecuteAsync("RESTORE", key, expiresAtMs, payload, "REPLACE", "ABSTTL").ConfigureAwait(false);
-                Counters.Restored(payload.Length);
-                return;
-            }
-            catch (RedisServerException)
-            {
-                lock (refusedTypes)
-                {
-                    refusedTypes.Add(type);
-                }
-            }
-        }
-
-        await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
     }
 
     /// <summary>

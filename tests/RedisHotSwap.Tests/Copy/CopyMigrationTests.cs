@@ -22,12 +22,15 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         "rename-command CLIENT \"\"",
     ];
 
+    /// <summary>Where <c>CLIENT</c> is renamed away, writers that are not instances cannot be listed: the operator vouches.</summary>
+    private const string UnlistedClients = "--allow-unknown-clients";
+
     [Fact]
     public async Task Migrate_ReplicationRenamedAwayThreeProcessesUnderLoad_EverythingOnTargetNothingLost()
     {
         const string id = "copy-redis";
         await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, targetSettings: ManagedService);
-        await AssertCopiesUnderLoadAsync(migration, id);
+        await AssertCopiesUnderLoadAsync(migration, id, true, extra: UnlistedClients);
     }
 
     [Fact]
@@ -36,7 +39,7 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         // Garnet refuses REPLICAOF and CLIENT PAUSE, restores only strings and has Lua off: the copy goes type by type.
         const string id = "copy-garnet";
         await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, startTarget: () => RedisServerProcess.StartGarnetAsync());
-        await AssertCopiesUnderLoadAsync(migration, id, streams: false); // Garnet 2.2.8 has no streams (XADD is unknown)
+        await AssertCopiesUnderLoadAsync(migration, id, false, extra: UnlistedClients); // Garnet 2.2.8 has no streams (XADD is unknown)
     }
 
     [Fact]
@@ -86,7 +89,7 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         await using var migration = await Migration.StartAsync(sourceSettings: ManagedService, targetSettings: ManagedService);
         var seeded = await TypedData.SeedAsync(migration.SourceDb, "seed", 150_000);
         await using var instance = await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency");
-        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--sync", "copy"))
+        using (var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--sync", "copy", UnlistedClients))
         {
             // Killed once the backfill has kept a cursor and copied a good part of the keys, not all.
             await Eventually.TrueAsync(
@@ -99,7 +102,7 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
 
         var kept = (string?)await migration.TargetDb.HashGetAsync($"__redis-hotswap:{id}:state", "copy-cursor:0");
         Assert.True(await migration.TargetAdmin.GetServer(migration.Target.Endpoint).DatabaseSizeAsync() < await migration.SourceAdmin.GetServer(migration.Source.Endpoint).DatabaseSizeAsync(), "the backfill had not finished");
-        var (exit, resumed) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy");
+        var (exit, resumed) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy", UnlistedClients);
         output.WriteLine(resumed);
         Assert.True(exit == 0, resumed);
         Assert.Contains($"database 0 resumed from cursor {kept}", resumed); // from where the killed run was, not from the start
@@ -138,6 +141,62 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         Assert.Equal(configuration, await ConfigurationAsync(migration));
         var protocol = await migration.SourceAdmin.GetServer(migration.Source.Endpoint).KeysAsync(0, "__redis-hotswap:*").ToArrayAsync();
         Assert.DoesNotContain(protocol, k => !((string)k!).Contains(":instance", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Migrate_WriterThatIsNoInstanceOnSource_RefusedNamingItAndInstancesStayOnSource()
+    {
+        const string id = "copy-stranger";
+        await using var migration = await Migration.StartAsync();
+        await TypedData.SeedAsync(migration.SourceDb, "seed", 300);
+        await using var instance = await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency");
+        await using var stranger = await ConnectionMultiplexer.ConnectAsync($"{migration.Source.ConfigurationString},name=nightly-cron");
+        await stranger.GetDatabase().StringSetAsync("cron:last-run", "1");
+
+        var (exit, refused) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy", "--expect-instances", "1");
+        output.WriteLine(refused);
+        Assert.NotEqual(0, exit);
+        Assert.Contains("name 'nightly-cron', last command set", refused);
+        Assert.Contains("--allow-unknown-clients", refused);
+
+        var run = await instance.StopCheckedAsync();
+        Assert.True(run.Errors == 0 && run.Violations == 0, run.Output);
+        Assert.Empty(await ConsistencyLoad.MissingOnAsync(migration.SourceDb, run.Expected)); // nothing switched
+    }
+
+    [Fact]
+    public async Task Migrate_WriterThatIsNoInstanceAllowedWithKeyspaceNotifications_ProceedsAndCopiesItsWritesAgain()
+    {
+        const string id = "copy-stranger-allowed";
+        await using var migration = await Migration.StartAsync(sourceSettings: ["notify-keyspace-events KA"]);
+        var seeded = await TypedData.SeedAsync(migration.SourceDb, "seed", 3_000);
+        await using var instance = await ExternalInstance.StartAsync(HotSwapApp.Settings(migration, migrationId: id), load: "consistency");
+        await using var stranger = await ConnectionMultiplexer.ConnectAsync($"{migration.Source.ConfigurationString},name=nightly-cron");
+        var written = Enumerable.Range(0, 50).Select(i => new KeyValuePair<RedisKey, RedisValue>($"stranger:{i}", $"v{i}")).ToArray();
+        using var coordinator = CoordinatorCli.Start(migration, id, "migrate", "--sync", "copy", "--expect-instances", "1", "--allow-unknown-clients");
+        var (printed, errors) = (coordinator.StandardOutput.ReadToEndAsync(), coordinator.StandardError.ReadToEndAsync());
+
+        // Untracked writes after the backfill copied everything: no instance marks them; the notifications show them.
+        await CoordinatorCli.WaitForPhaseAsync(migration, id, RedisHotSwap.Coordinator.MigrationPhase.Converging);
+        await stranger.GetDatabase().StringSetAsync(written);
+        Assert.Equal("Converging", (string?)await migration.TargetDb.HashGetAsync($"__redis-hotswap:{id}:state", "phase")); // written before the fence
+
+        await coordinator.WaitForExitAsync();
+        var migrated = await printed + await errors;
+        output.WriteLine(migrated);
+        Assert.True(coordinator.ExitCode == 0, migrated);
+        Assert.Contains("going on although (--allow-unknown-clients)", migrated);
+        Assert.Contains("nightly-cron", migrated);
+        Assert.Contains("keyspace notifications: 50 keys changed on SOURCE that no instance marked", migrated); // the stranger's, and no instance write
+        foreach (var (key, value) in written)
+        {
+            Assert.Equal(value, await migration.TargetDb.StringGetAsync(key));
+        }
+
+        var run = await instance.StopCheckedAsync();
+        Assert.True(run.Errors == 0 && run.Violations == 0, run.Output);
+        Assert.Empty(await ConsistencyLoad.MissingOnAsync(migration.TargetDb, run.Expected));
+        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, seeded));
     }
 
     private static async Task<string> ConfigurationAsync(Migration migration) =>
