@@ -14,6 +14,9 @@ public sealed partial class MigrationCoordinator
     // What the state records in place of a secret that had a value: the value itself is never written anywhere.
     private const string SecretWasSet = "(a value of its own)";
 
+    // ...and in place of one that already had the value the migration needed (one password for both servers): left as it is.
+    private const string SecretWasSame = "(the value the migration set)";
+
     private static bool IsSecret(string key) => key is "masterauth";
 
     /// <summary>
@@ -27,7 +30,7 @@ public sealed partial class MigrationCoordinator
         var field = SettingField(node, key);
         if (!state.OriginalSettings.ContainsKey(field))
         {
-            var original = IsSecret(key) && current.Length > 0 ? SecretWasSet : current;
+            var original = !IsSecret(key) || current.Length == 0 ? current : current == value ? SecretWasSame : SecretWasSet;
             state = await store.WriteAsync(state with { OriginalSettings = state.OriginalSettings.SetItem(field, original) }, stateOn).ConfigureAwait(false);
         }
 
@@ -47,7 +50,7 @@ public sealed partial class MigrationCoordinator
     {
         foreach (var node in nodes)
         {
-            foreach (var (field, original) in state.OriginalSettings.Where(s => s.Key.StartsWith(SettingField(node, string.Empty), StringComparison.Ordinal)))
+            foreach (var (field, original) in state.OriginalSettings.Where(s => s.Key.StartsWith(SettingField(node, string.Empty), StringComparison.Ordinal) && s.Value != SecretWasSame))
             {
                 var key = field[SettingField(node, string.Empty).Length..];
                 var value = original == SecretWasSet ? string.Empty : original;

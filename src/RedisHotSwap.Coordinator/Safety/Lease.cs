@@ -217,10 +217,18 @@ internal sealed class Lease : IAsyncDisposable
             return true;
         }
 
-        return info.ChecksReplicas
+        // A SOURCE fenced off beside a TARGET that took over from it (its previous replication id is SOURCE's): the
+        // data's primary is TARGET. A TARGET that is merely a primary of its own (before any replication) is not, so a
+        // SOURCE that refuses writes for a moment for reasons of its own never sends a second coordinator there.
+        if (!(info.ChecksReplicas
             && int.TryParse(await source.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false), NumberStyles.Integer, CultureInfo.InvariantCulture, out var required)
-            && info.GoodReplicas < required
-            && !(await target.InfoAsync("replication").ConfigureAwait(false)).IsReplica;
+            && info.GoodReplicas < required))
+        {
+            return false;
+        }
+
+        var successor = await target.InfoAsync("replication").ConfigureAwait(false);
+        return !successor.IsReplica && successor.PreviousReplicationId == info.ReplicationId;
     }
 
     private static async Task<ConnectionMultiplexer> ConnectAsync(RedisNode node)

@@ -62,7 +62,15 @@ internal sealed class StateStore(RedisNode source, RedisNode target, string migr
             }
 
             var unchanged = state.Revision == 0 ? found.IsNull : found == state.Revision;
-            if (!unchanged || attempt == 5)
+            if (unchanged && attempt == 5)
+            {
+                throw new MigrationHaltedException(
+                    $"The migration's state could not be written on {primary.Name}: five attempts met a change of its lease key (revision {state.Revision} and the lease are still this run's).",
+                    "This run wrote nothing more; what it did before stands (see 'status').",
+                    "Run the same command again.");
+            }
+
+            if (!unchanged)
             {
                 throw new MigrationHaltedException(
                     $"The migration's state changed under this run: it was read at revision {state.Revision}, {primary.Name} now holds {(found.IsNull ? "none" : found)}; another coordinator wrote it.",

@@ -42,8 +42,18 @@ internal sealed class WindowWrites : IAsyncDisposable
         using var limit = new CancellationTokenSource(LastFlushLimit);
         try
         {
-            await Tracker.HoldAsync(limit.Token).ConfigureAwait(false);
-            await Tracker.FlushAsync(target, migrationId).WaitAsync(limit.Token).ConfigureAwait(false);
+            try
+            {
+                await Tracker.HoldAsync(limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                Log.WindowMarksProblem(logger, migrationId, "commands still in flight on TARGET after 5 s: their keys may go unmarked");
+            }
+
+            // Shipped whether or not the hold came: every mark made so far counts.
+            using var shipping = new CancellationTokenSource(LastFlushLimit);
+            await Tracker.FlushAsync(target, migrationId).WaitAsync(shipping.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or RedisException or TimeoutException or ObjectDisposedException)
         {
