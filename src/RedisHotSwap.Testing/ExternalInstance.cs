@@ -29,6 +29,9 @@ public sealed class ExternalInstance : IAsyncDisposable
 
     private string ExpectedFile => Path.Combine(folder.FullName, "expected.txt");
 
+    // Written by the instance beside the expected file: the SDK's log (switches, directives), timestamped.
+    private string LogFile => Path.Combine(folder.FullName, "instance.log");
+
     /// <summary>Starts an instance and returns once its load runs.</summary>
     /// <param name="settings">Configuration keys (<c>RedisHotSwap:Source</c>, ...) and values.</param>
     /// <param name="load"><c>write</c> (<see cref="WriteLoad"/>) or <c>consistency</c> (<see cref="ConsistencyLoad"/>), each with an optional <c>:N</c> for N loops (8 by default).</param>
@@ -70,6 +73,19 @@ public sealed class ExternalInstance : IAsyncDisposable
         return WriteSettingsAsync();
     }
 
+    /// <summary>What an operator's live reconfiguration does: replace the settings file whole, in one change.</summary>
+    /// <param name="values">Every configuration key (<c>RedisHotSwap:Source</c>, ...) and its value, as <see cref="StartAsync"/> takes them.</param>
+    public Task ReplaceSettingsAsync(IReadOnlyDictionary<string, string?> values)
+    {
+        settings.Clear();
+        foreach (var (key, value) in values)
+        {
+            settings[key] = value;
+        }
+
+        return WriteSettingsAsync();
+    }
+
     /// <summary>Stops a <c>write</c> load; returns every acknowledged write and the number of errors the instance saw.</summary>
     public async Task<((string Key, long Value)[] Acknowledged, int Errors, string Output)> StopAsync()
     {
@@ -101,6 +117,11 @@ public sealed class ExternalInstance : IAsyncDisposable
     /// <inheritdoc/>
     public async ValueTask DisposeAsync()
     {
+        if (!Directory.Exists(folder.FullName))
+        {
+            return; // disposed already: a test that stops instances as it goes disposes all of them again on its way out
+        }
+
         try
         {
             if (process.StartInfo.FileName.Length > 0 && !process.HasExited)
@@ -122,7 +143,8 @@ public sealed class ExternalInstance : IAsyncDisposable
         var output = await process.StandardOutput.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(false);
         await process.WaitForExitAsync().ConfigureAwait(false);
         var summary = output.Split('\n').First(l => l.StartsWith("acknowledged ", StringComparison.Ordinal)).Split(' ');
-        return (await File.ReadAllLinesAsync(ExpectedFile).ConfigureAwait(false), summary, output);
+        var log = File.Exists(LogFile) ? await File.ReadAllTextAsync(LogFile).ConfigureAwait(false) : string.Empty;
+        return (await File.ReadAllLinesAsync(ExpectedFile).ConfigureAwait(false), summary, $"{output}SDK log of process {process.Id}:\n{log}");
     }
 
     // Written whole to a temporary file (owner-only: it holds passwords) and moved into place, so the watcher never reads half a file.
@@ -148,5 +170,5 @@ public sealed class ExternalInstance : IAsyncDisposable
 /// <param name="Violations">Reads older than an acknowledged write, and counters that went back.</param>
 /// <param name="MaxLatencyMs">The longest any single command took.</param>
 /// <param name="Slow">Every command over 5 ms, with when it ended.</param>
-/// <param name="Output">What the instance printed.</param>
+/// <param name="Output">What the instance printed, then its SDK log (timestamped, UTC).</param>
 public sealed record CheckedRun(string[] Expected, long Writes, int Errors, int Violations, double MaxLatencyMs, (DateTimeOffset At, double Ms)[] Slow, string Output);

@@ -8,6 +8,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using RedisHotSwap.Testing;
 using StackExchange.Redis;
 
@@ -23,6 +24,7 @@ ThreadPool.SetMinThreads(32, 32);
 var configuration = new ConfigurationBuilder().AddJsonFile(Path.GetFullPath(args[0]), optional: false, reloadOnChange: true).Build();
 await using var services = new ServiceCollection()
     .AddSingleton<IConfiguration>(configuration)
+    .AddLogging(b => b.AddProvider(new FileLoggerProvider(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(args[1]))!, "instance.log"))))
     .AddRedisHotSwap(configuration.GetSection("RedisHotSwap"))
     .BuildServiceProvider();
 var db = services.GetRequiredService<IConnectionMultiplexer>().GetDatabase();

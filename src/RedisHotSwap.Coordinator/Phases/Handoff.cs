@@ -139,12 +139,7 @@ public sealed partial class MigrationCoordinator
         state = await ChangeSettingAsync(state, primary, primary, "replica-read-only", "yes", "the side about to become a replica must refuse writes").ConfigureAwait(false);
         state = await ChangeSettingAsync(state, primary, replica, "replica-read-only", "yes", "no application writes a replica before it is promoted").ConfigureAwait(false);
 
-        // A fence an earlier migration left on the successor (a finished one leaves the old side refusing writes) must
-        // not bite the moment it becomes the primary, before its new replica has connected.
-        if (await replica.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false) is { } left && left != "0")
-        {
-            await replica.ConfigSetAuditedAsync("min-replicas-to-write", "0", "a fence left by an earlier migration must not bite once it is the primary").ConfigureAwait(false);
-        }
+        await LiftEarlierFenceAsync(replica).ConfigureAwait(false);
 
         // Once demoted, the old primary replicates the new one and authenticates with its credentials.
         if (replica.Options.Password is { Length: > 0 } password)

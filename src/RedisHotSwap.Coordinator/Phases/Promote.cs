@@ -179,6 +179,7 @@ public sealed partial class MigrationCoordinator
                 "Run 'promote' again, or 'abort'.");
         }
 
+        await LiftEarlierFenceAsync(Target).ConfigureAwait(false);
         try
         {
             await Target.ExecuteAuditedAsync("promote: TARGET has consumed SOURCE's whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
@@ -218,6 +219,21 @@ public sealed partial class MigrationCoordinator
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
             // Harmless while TARGET is attached; 'abort' puts it back too.
+        }
+    }
+
+    /// <summary>
+    /// Lifts a fence an earlier migration left on <paramref name="successor"/> (a finished migration, or a window
+    /// promotion, leaves the old side refusing writes through <c>min-replicas-to-write</c>), while it is still a
+    /// replica, where the setting has no effect. Lifted after the promotion instead, it would refuse every write
+    /// (<c>NOREPLICAS</c>) from the moment the successor is a primary until then: the instances already on it would
+    /// see those errors.
+    /// </summary>
+    private static async Task LiftEarlierFenceAsync(RedisNode successor)
+    {
+        if (await successor.ConfigGetAsync("min-replicas-to-write").ConfigureAwait(false) is { } left && left != "0")
+        {
+            await successor.ConfigSetAuditedAsync("min-replicas-to-write", "0", "a fence left by an earlier migration must not bite once it is the primary").ConfigureAwait(false);
         }
     }
 

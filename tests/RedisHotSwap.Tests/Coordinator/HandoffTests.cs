@@ -30,11 +30,13 @@ public sealed class HandoffTests(ITestOutputHelper output)
                 await AssertPrimaryAsync(migration, primary: forth ? migration.Target : migration.Source, replica: forth ? migration.Source : migration.Target);
                 output.WriteLine(said);
             }
+
+            var primary = cutovers % 2 == 1 ? migration.TargetAdmin : migration.SourceAdmin;
+            await Soak.StopAndCheckAsync(instances, primary.GetDatabase(), output, readYourWrites: true);
         }
         finally
         {
-            var primary = cutovers % 2 == 1 ? migration.TargetAdmin : migration.SourceAdmin;
-            await Soak.StopAndCheckAsync(instances, primary.GetDatabase(), output, readYourWrites: true);
+            await Soak.DisposeAsync(instances); // after a failure: its own message stands, these only stop
         }
     }
 

@@ -38,16 +38,7 @@ public sealed class SafetyTests
             await forth.MigrateAsync();
         }
 
-        await using (var back = await MigrationCoordinator.ConnectAsync(new CoordinatorOptions
-        {
-            Source = migration.Target.ConfigurationString,
-            Target = migration.Source.ConfigurationString,
-            MigrationId = "back",
-            Cutover = CutoverMode.Window,
-            ExpectedInstances = 0,
-            AllowTargetData = true,
-            PollInterval = TimeSpan.FromMilliseconds(50),
-        }))
+        await using (var back = await CoordinatorCli.ObserverAsync(migration.Back, "back", o => (o.ExpectedInstances, o.Cutover, o.AllowTargetData) = (0, CutoverMode.Window, true)))
         {
             await back.MigrateAsync();
         }
@@ -56,6 +47,49 @@ public sealed class SafetyTests
         var refused = await Assert.ThrowsAsync<StackExchange.Redis.RedisServerException>(() => migration.TargetDb.StringSetAsync("k", "3"));
         Assert.StartsWith("NOREPLICAS", refused.Message);
         Assert.Equal("2", await migration.SourceDb.StringGetAsync("k"));
+    }
+
+    /// <summary>
+    /// The server a window migration left fenced (<c>min-replicas-to-write</c>, so that it refuses writes) is the TARGET
+    /// of the migration back. Its fence has no effect while it replicates; once promoted it would refuse every write of
+    /// the instances already on it (NOREPLICAS) until it was lifted. A write at the instant of the promotion shows it.
+    /// </summary>
+    [Fact]
+    public async Task MigrateBack_TheInstantTheFencedServerIsPromoted_ItTakesWrites()
+    {
+        await using var migration = await Migration.StartAsync();
+        await using (var forth = await CoordinatorCli.ObserverAsync(migration, "forth", o => (o.ExpectedInstances, o.Cutover) = (0, CutoverMode.Window)))
+        {
+            await forth.MigrateAsync();
+        }
+
+        Assert.Equal("1", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write")).Single().Value);
+        string? atPromotion = null;
+        await using (var back = await CoordinatorCli.ObserverAsync(migration.Back, "back", o =>
+        {
+            (o.ExpectedInstances, o.Cutover, o.AllowTargetData) = (0, CutoverMode.Window, true);
+            o.Audit = line =>
+            {
+                if (AuditStep.Normalize(line).StartsWith("TARGET: REPLICAOF NO ONE", StringComparison.Ordinal))
+                {
+                    // Right after the promotion and before the coordinator's next command, as an instance on TARGET writes.
+                    try
+                    {
+                        migration.SourceDb.StringSet("k", "at promotion");
+                        atPromotion = "taken";
+                    }
+                    catch (StackExchange.Redis.RedisServerException ex)
+                    {
+                        atPromotion = ex.Message;
+                    }
+                }
+            };
+        }))
+        {
+            await back.MigrateAsync();
+        }
+
+        Assert.Equal("taken", atPromotion);
     }
 
     [Fact]
