@@ -19,7 +19,9 @@ public sealed class ConsistencyLoad : IAsyncDisposable
 {
     private const double SlowMilliseconds = 5;
 
-    private readonly ConcurrentQueue<string> acknowledged = new();
+    // Per loop: the unique writes acknowledged, as a range with its holes (a list of strings would grow with the run,
+    // and its garbage collections would show up as the very command waits a benchmark measures).
+    private readonly ConcurrentDictionary<string, UniqueWrites> uniques = new();
     private readonly ConcurrentQueue<string> violations = new();
     private readonly ConcurrentQueue<Exception> errors = new();
     private readonly ConcurrentQueue<(DateTimeOffset At, double Milliseconds)> slow = new();
@@ -84,7 +86,7 @@ public sealed class ConsistencyLoad : IAsyncDisposable
     /// exactly the number of acknowledged increments. One line <c>key=value</c> each.
     /// </summary>
     public IEnumerable<string> Expected() =>
-        acknowledged.Concat(lastWritten.Select(p => $"{p.Key}={p.Value}")).Concat(counters.Select(p => $"{p.Key}={p.Value}"));
+        uniques.SelectMany(p => p.Value.Acknowledged(p.Key)).Concat(lastWritten.Select(p => $"{p.Key}={p.Value}")).Concat(counters.Select(p => $"{p.Key}={p.Value}"));
 
     /// <summary>The lines of <paramref name="expected"/> (<c>key=value</c>) that <paramref name="db"/> does not hold as given.</summary>
     /// <param name="db">Where to look.</param>
@@ -120,6 +122,7 @@ public sealed class ConsistencyLoad : IAsyncDisposable
         var last = $"{prefix}:last";
         var counter = $"{prefix}:counter";
         long count = 0;
+        var mine = uniques[prefix] = new UniqueWrites();
         var started = Stopwatch.GetTimestamp();
         for (long n = 1; !stop.IsCancellationRequested; n++)
         {
@@ -129,11 +132,12 @@ public sealed class ConsistencyLoad : IAsyncDisposable
                 await Task.Delay(ahead, CancellationToken.None).ConfigureAwait(false);
             }
 
+            var uniqueAcknowledged = false;
             try
             {
                 var unique = $"{prefix}:w:{n}";
                 await Timed(db.StringSetAsync(unique, n)).ConfigureAwait(false);
-                acknowledged.Enqueue($"{unique}={n}");
+                (mine.Through, uniqueAcknowledged) = (n, true);
                 await Timed(db.StringSetAsync(last, n)).ConfigureAwait(false);
                 lastWritten[last] = n;
                 Interlocked.Add(ref writes, 2);
@@ -157,6 +161,29 @@ public sealed class ConsistencyLoad : IAsyncDisposable
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 errors.Enqueue(ex);
+                if (!uniqueAcknowledged)
+                {
+                    mine.Unacknowledged.Add(n);
+                }
+            }
+        }
+    }
+
+    // One loop's unique writes: 1 to Through, but for the ones that failed. Written by its loop alone, read once it stopped.
+    private sealed class UniqueWrites
+    {
+        public long Through { get; set; }
+
+        public HashSet<long> Unacknowledged { get; } = [];
+
+        public IEnumerable<string> Acknowledged(string prefix)
+        {
+            for (long n = 1; n <= Through; n++)
+            {
+                if (!Unacknowledged.Contains(n))
+                {
+                    yield return string.Create(CultureInfo.InvariantCulture, $"{prefix}:w:{n}={n}");
+                }
             }
         }
     }

@@ -38,6 +38,8 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     private async Task<MigrationStatus> HandOffAsync(MigrationState state, RedisSide to, CancellationToken cancellationToken)
     {
+        // What runs behind the pause, compiled now: a fresh redis-hotswap process runs it for the first time.
+        CodePath.Prepare(typeof(MigrationCoordinator), typeof(Fence), typeof(RedisNode), typeof(ServerInfo), typeof(Lease), typeof(StateStore));
         var from = Other(to);
         var (primary, replica) = (Node(from), Node(to));
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using RedisHotSwap.Configuration;
 using RedisHotSwap.Forwarding;
 using RedisHotSwap.Instances;
+using RedisHotSwap.Protocol;
 using RedisHotSwap.Telemetry;
 using StackExchange.Redis;
 using StackExchange.Redis.Maintenance;
@@ -222,6 +223,13 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
 
         var started = time.GetTimestamp();
+
+        // The switch's own code, compiled now rather than behind the pause.
+        CodePath.Prepare(typeof(HotSwapConnectionMultiplexer), typeof(HotSwapRoute), typeof(SubscriptionRegistry), typeof(Forwarding.Replay),
+            typeof(Forwarding.Forwarder<IDatabase>), typeof(Forwarding.Forwarder<ISubscriber>), typeof(Forwarding.Forwarder<IConnectionMultiplexer>),
+            typeof(Triggers.SwitchTrigger), typeof(Triggers.Routing), typeof(Instances.InstanceReporter),
+            typeof(Telemetry.HotSwapTelemetry), typeof(Telemetry.Log), typeof(RedisSwitchedEventArgs));
+
         // The first exception a process dispatches through an await is slow (the runtime loads its machinery then).
         try
         {
