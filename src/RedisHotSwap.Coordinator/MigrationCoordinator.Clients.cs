@@ -12,7 +12,7 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     private async Task RefuseUnknownClientsAsync(MigrationState state, RedisNode primary)
     {
-        var unknown = await UnknownClients.FindAsync(primary, await instances.LiveAsync().ConfigureAwait(false)).ConfigureAwait(false);
+        var unknown = await UnknownClients.FindAsync(primary, instances.LiveAsync, options.PollInterval).ConfigureAwait(false);
         if (unknown.Count == 0)
         {
             return;

@@ -21,7 +21,7 @@ public sealed partial class MigrationCoordinator
     /// </summary>
     private async Task RefuseUnknownWritersAsync(MigrationState state, string when)
     {
-        var unknown = await UnknownClients.FindAsync(Source, await instances.LiveAsync().ConfigureAwait(false)).ConfigureAwait(false);
+        var unknown = await UnknownClients.FindAsync(Source, instances.LiveAsync, options.PollInterval).ConfigureAwait(false);
         if (unknown.Count == 0)
         {
             return;

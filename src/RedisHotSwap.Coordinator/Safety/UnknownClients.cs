@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Protocol;
@@ -12,22 +13,40 @@ namespace RedisHotSwap.Coordinator.Safety;
 /// </summary>
 internal static class UnknownClients
 {
-    /// <summary>One line per unknown client; or one line saying they cannot be listed. Empty when there is none.</summary>
-    public static async Task<IReadOnlyList<string>> FindAsync(RedisNode node, IEnumerable<InstanceReport> live)
-    {
-        string list;
-        try
-        {
-            list = await node.ClientListAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is RedisServerException or RedisCommandException)
-        {
-            return [$"{node.Name} refuses CLIENT LIST ({ex.Message.Split('\n')[0].Trim()}): its clients cannot be checked for writers this migration does not know."];
-        }
+    /// <summary>
+    /// How long a client named as an instance but without a report yet is waited for: an instance connects a moment
+    /// before its first report, so one that has just started is not taken for a stranger.
+    /// </summary>
+    public static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(10);
 
-        return Unknown(list, live.Select(r => ClientNames.Clean(r.InstanceId)).ToHashSet(StringComparer.Ordinal))
-            .Select(c => $"{node.Name} has a client that is no registered instance: {c.Describe()}")
-            .ToArray();
+    /// <summary>One line per unknown client; or one line saying they cannot be listed. Empty when there is none.</summary>
+    /// <param name="node">The server whose clients are listed.</param>
+    /// <param name="live">The live instances' reports, read again each round.</param>
+    /// <param name="poll">How long to wait between rounds while an instance that has just connected has not reported.</param>
+    public static async Task<IReadOnlyList<string>> FindAsync(RedisNode node, Func<Task<IReadOnlyList<InstanceReport>>> live, TimeSpan poll)
+    {
+        var waiting = Stopwatch.StartNew();
+        while (true)
+        {
+            string list;
+            try
+            {
+                list = await node.ClientListAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisServerException or RedisCommandException)
+            {
+                return [$"{node.Name} refuses CLIENT LIST ({ex.Message.Split('\n')[0].Trim()}): its clients cannot be checked for writers this migration does not know."];
+            }
+
+            var unknown = Unknown(list, (await live().ConfigureAwait(false)).Select(r => ClientNames.Clean(r.InstanceId)).ToHashSet(StringComparer.Ordinal)).ToArray();
+            var starting = unknown.Any(c => ClientNames.InstanceIdOf(c.Name) is not null && c.AgeSeconds < ReportGrace.TotalSeconds);
+            if (!starting || waiting.Elapsed > ReportGrace)
+            {
+                return unknown.Select(c => $"{node.Name} has a client that is no registered instance: {c.Describe()}").ToArray();
+            }
+
+            await Task.Delay(poll).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The clients in a <c>CLIENT LIST</c> reply that no one accounts for (pure: unit tested).</summary>

@@ -78,7 +78,7 @@ public sealed class UnknownClientsTests
         await using var server = await RedisServerProcess.StartAsync(settings: ["rename-command CLIENT \"\""]);
         await using var node = await RedisNode.ConnectAsync("SOURCE", server.ConfigurationString, CancellationToken.None);
 
-        var problems = await UnknownClients.FindAsync(node, []);
+        var problems = await UnknownClients.FindAsync(node, () => Task.FromResult<IReadOnlyList<InstanceReport>>([]), TimeSpan.FromMilliseconds(50));
 
         var line = Assert.Single(problems);
         Assert.StartsWith("SOURCE refuses CLIENT LIST", line);
