@@ -50,6 +50,41 @@ public sealed class WritableReplicaTests
     }
 
     [Fact]
+    public async Task Switch_ToAWritableReplicaThatLags_HoldsCommandsUntilItHasWhatThisInstanceWroteOnSource()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var app = HotSwapApp.Create(migration);
+        var db = app.Multiplexer.GetDatabase();
+        await db.StringSetAsync("k", "old");
+        await migration.ReplicatedAsync();
+
+        // TARGET's link to SOURCE drops and stays down (TARGET cannot authenticate) until the test lets it back:
+        // TARGET lacks what the instance writes on SOURCE now.
+        var target = migration.TargetAdmin.GetServer(migration.Target.Endpoint);
+        await target.ConfigSetAsync("masterauth", "not-the-password");
+        await migration.TargetDb.ExecuteAsync("CLIENT", "KILL", "TYPE", "master");
+        await db.StringSetAsync("k", "source");
+        await db.StringIncrementAsync("n");
+        var switching = app.Controller.SwitchToAsync(RedisSide.Target);
+        await Eventually.TrueAsync(() => Task.FromResult(app.Controller.ActiveSide == RedisSide.Target), "traffic to move to TARGET");
+
+        // Sent to TARGET as soon as traffic moved: held until TARGET, its link back (a partial resync), has SOURCE's
+        // stream up to the instance's last write there.
+        var read = db.StringGetAsync("k");
+        var counted = db.StringIncrementAsync("n");
+        await target.ConfigSetAsync("masterauth", migration.Source.Password);
+        Assert.Equal("source", await read);
+        Assert.Equal(2, await counted);
+        Assert.Contains("master_link_status:up", await migration.InfoAsync(migration.Target, "replication"));
+        await switching;
+
+        // The instance's newer write on TARGET stays: SOURCE's older one arrived before it.
+        await db.StringSetAsync("k", "target");
+        await migration.ReplicatedAsync();
+        Assert.Equal("target", await migration.TargetDb.StringGetAsync("k"));
+    }
+
+    [Fact]
     public async Task Switch_ToReadOnlyReplica_IsRefusedAndTriedAgainUntilItOpens()
     {
         await using var migration = await Migration.StartAsync(replicate: true);

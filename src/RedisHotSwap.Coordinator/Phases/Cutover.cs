@@ -34,6 +34,21 @@ public sealed partial class MigrationCoordinator
                     "Run 'replicate' again.").ConfigureAwait(false);
             }
 
+            // "In sync" opens the window, not "within MaxLagBytes": right after its initial sync TARGET may still lack
+            // what SOURCE took since the snapshot (SOURCE sends it once TARGET has acknowledged the snapshot, and a busy
+            // machine delays that). An instance flipped then would read older values than it wrote on SOURCE, and those
+            // writes, arriving late, would land on top of the ones it makes on TARGET.
+            var written = source.MasterOffset;
+            if (!await WaitAsync(options.PromotionTimeout, async () =>
+                {
+                    var lag = Math.Max(0, written - (await Target.InfoAsync().ConfigureAwait(false)).ReplicaOffset);
+                    return (lag == 0, $"TARGET to consume SOURCE's stream ({lag:N0} bytes left)");
+                }, cancellationToken).ConfigureAwait(false))
+            {
+                throw await HaltAsync(state, Source, $"TARGET did not consume SOURCE's stream within {options.PromotionTimeout}.", "TARGET was not opened for writes.",
+                    "Check TARGET's replication link (INFO replication), then run the same command again.").ConfigureAwait(false);
+            }
+
             state = await store.WriteAsync(
                 state.Enter(MigrationPhase.Cutover, time.GetUtcNow()) with { Cutover = CutoverMode.Window, WindowReplicationId = target.ReplicationId, WindowFullSyncs = source.FullSyncs },
                 Source).ConfigureAwait(false);

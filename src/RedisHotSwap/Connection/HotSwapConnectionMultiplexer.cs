@@ -320,6 +320,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         Task? retirement = null;
+        Task? ordering = null;
         await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -374,7 +375,16 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                     Interlocked.Exchange(ref handedOffUnder, Interlocked.Read(ref armedUnder));
                 }
 
+                // Onto a writable replica of the side it leaves (the writable window): what this instance wrote there
+                // reaches the replica through replication, a moment later (longer right after its initial sync, or
+                // while its link is down). Until it has, the new route holds the commands sent to it.
+                var holding = leavingSide && next.WritableReplica && next.Tracker is { } hold ? hold.HoldAsync(CancellationToken.None) : null;
                 active = next;
+                if (holding is not null)
+                {
+                    ordering = OrderAfterAsync(old, next, holding, current.DrainTimeout);
+                }
+
                 Interlocked.Exchange(ref trafficMoved, NewSignal()).TrySetResult();
                 if (handoff)
                 {
@@ -394,7 +404,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
             finally
             {
-                retirement = Retire(old, leavingSide, current.DrainTimeout);
+                retirement = Retire(old, leavingSide, current.DrainTimeout, ordering);
             }
         }
         finally
@@ -467,7 +477,44 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
     }
 
-    private Task Retire(HotSwapRoute old, bool leavingSide, TimeSpan drainTimeout)
+    /// <summary>
+    /// Releases the commands <paramref name="next"/> holds once its server (a writable replica of <paramref name="old"/>'s)
+    /// has processed <paramref name="old"/>'s stream up to every command this instance sent there: they are all answered
+    /// (a barrier), and the offset is read after them. So the instance never reads there older than it wrote, and a
+    /// write it made on the old side never lands on top of a newer one. Past <paramref name="bound"/> (the old side
+    /// stalled, the replica's link down) the commands go on all the same, with a warning.
+    /// </summary>
+    private async Task OrderAfterAsync(HotSwapRoute old, HotSwapRoute next, Task holding, TimeSpan bound)
+    {
+        try
+        {
+            using var limit = new CancellationTokenSource(bound);
+            await holding.WaitAsync(limit.Token).ConfigureAwait(false);
+            var (_, primaryPort) = await next.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false);
+            if (primaryPort is not { } port || !old.Reaches(port))
+            {
+                Log.WindowOrderUnsure(Logger, next.Side, old.Side, $"it does not replicate {old.Side} (its primary listens on port {primaryPort})");
+                return;
+            }
+
+            await old.BarrierAsync().WaitAsync(limit.Token).ConfigureAwait(false);
+            var (written, _) = await old.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false);
+            while ((await next.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false)).Offset < written)
+            {
+                await Task.Delay(1, limit.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RedisException or TimeoutException or ObjectDisposedException or InvalidCastException or IndexOutOfRangeException)
+        {
+            Log.WindowOrderUnsure(Logger, next.Side, old.Side, ex is OperationCanceledException ? $"not within {bound.TotalSeconds:N0} s" : ex.Message);
+        }
+        finally
+        {
+            next.Tracker?.Release();
+        }
+    }
+
+    private Task Retire(HotSwapRoute old, bool leavingSide, TimeSpan drainTimeout, Task? ordering = null)
     {
         var task = RetireCoreAsync();
         lock (retirements)
@@ -483,6 +530,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             await Task.Yield();
             try
             {
+                if (ordering is not null)
+                {
+                    await ordering.ConfigureAwait(false); // it reads the old side's offset; it never throws
+                }
+
                 await old.RetireAsync(drainTimeout, time, Logger).ConfigureAwait(false);
             }
             finally

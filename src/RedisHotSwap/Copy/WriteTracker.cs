@@ -13,11 +13,15 @@ namespace RedisHotSwap.Copy;
 internal sealed class WriteTracker
 {
     private readonly ConcurrentQueue<(int Database, RedisKey Key)> marks = new();
+    private readonly bool marking;
     private readonly SemaphoreSlim flushing = new(1, 1);
     private TaskCompletionSource? held;
     private TaskCompletionSource? drained;
     private long unknown;
     private int inFlight;
+
+    /// <summary>A tracker that marks keys, or with <paramref name="marking"/> false one that only holds and counts commands.</summary>
+    public WriteTracker(bool marking = true) => this.marking = marking;
 
     /// <summary>Whether new commands are held (the fence).</summary>
     public bool IsHolding => Volatile.Read(ref held) is not null;
@@ -58,7 +62,13 @@ internal sealed class WriteTracker
     }
 
     /// <summary>The write of <paramref name="key"/> in <paramref name="database"/> was acknowledged (or may have run).</summary>
-    public void Mark(int database, RedisKey key) => marks.Enqueue((database, key));
+    public void Mark(int database, RedisKey key)
+    {
+        if (marking)
+        {
+            marks.Enqueue((database, key));
+        }
+    }
 
     /// <summary>Marks each of <paramref name="keys"/>.</summary>
     public void Mark(int database, RedisKey[]? keys)
@@ -97,7 +107,13 @@ internal sealed class WriteTracker
     }
 
     /// <summary>A write whose keys are not all known ran: the coordinator must copy every key again.</summary>
-    public void MarkUnknown() => Interlocked.Increment(ref unknown);
+    public void MarkUnknown()
+    {
+        if (marking)
+        {
+            Interlocked.Increment(ref unknown);
+        }
+    }
 
     /// <summary>
     /// Holds every new command, and returns once the ones already let through have finished and marked their keys.

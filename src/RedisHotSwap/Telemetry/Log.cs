@@ -91,4 +91,7 @@ internal static partial class Log
 
     [LoggerMessage(30, LogLevel.Warning, "Migration {MigrationId}: could not ship the keys written on TARGET during the window ({Problem}); an abort may count fewer keys than it discards.")]
     public static partial void WindowMarksProblem(ILogger logger, string migrationId, string problem);
+
+    [LoggerMessage(40, LogLevel.Warning, "Moved to {Side}, a writable replica, without knowing it has every write this instance made on {From} ({Problem}); a write made there just before the switch may reach {Side} after a newer one.")]
+    public static partial void WindowOrderUnsure(ILogger logger, RedisSide side, RedisSide from, string problem);
 }
