@@ -150,18 +150,22 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
         // A tracked write is marked once acknowledged: fire-and-forget would mark it before it ran.
         var acknowledged = flags is null ? string.Empty : " flags = global::RedisHotSwap.Forwarding.Replay.Acknowledged(flags);";
 
-        switch (Classify(method))
+        var shape = Classify(method);
+        if (tracking is not null && shape != Shape.Plain)
+        {
+            // A command of IDatabase: one dispatch, through the tracker of the route it runs on (see WriteTracked).
+            sb.AppendLine($"        {Return(method, $"__Send{helperIndex}(true{Prefix(arguments)})")}");
+            sb.AppendLine("    }");
+            sb.AppendLine();
+            WriteTracked(sb, method, returnType, signature, arguments, call, keepAcknowledged, acknowledged, tracking, helperIndex++, shape == Shape.Task);
+            return;
+        }
+
+        switch (shape)
         {
             case Shape.Task:
                 var helper = $"__Replay{helperIndex++}";
-                var copied = $"__Copy{helperIndex - 1}";
                 sb.AppendLine($"        var __inner = Current(out var __route);");
-                if (tracking is not null)
-                {
-                    // A copy migration tracks this route (rarely): the command passes the fence and its keys are marked.
-                    sb.AppendLine($"        if (__route.Tracker is {{ }} __tracker) return {copied}(__tracker{Prefix(arguments)});");
-                }
-
                 sb.AppendLine($"       {keepAcknowledged}");
                 sb.AppendLine($"        {returnType} __task;");
                 sb.AppendLine($"        try {{ __task = __inner.{call}; }}");
@@ -173,53 +177,10 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
                 sb.AppendLine($"    private {returnType} {helper}({returnType} __task, global::RedisHotSwap.Connection.HotSwapRoute __route{Prefix(signature)})");
                 sb.AppendLine($"        => ReplayAsync(__task, __route, () => Current(out _).{call});");
                 sb.AppendLine();
-                if (tracking is not null)
-                {
-                    var generic = method.ReturnType is INamedTypeSymbol { IsGenericType: true };
-                    WriteObsolete(sb, method);
-                    sb.AppendLine($"    private async {returnType} {copied}(global::RedisHotSwap.Copy.WriteTracker __tracker{Prefix(signature)})");
-                    sb.AppendLine("    {");
-                    sb.AppendLine("        await __tracker.EnterAsync().ConfigureAwait(false);");
-                    sb.AppendLine("        try");
-                    sb.AppendLine("        {");
-                    sb.AppendLine($"            var __inner = Current(out var __route);{acknowledged}");
-                    sb.AppendLine($"            {returnType} __task;");
-                    sb.AppendLine($"            try {{ __task = __inner.{call}; }}");
-                    sb.AppendLine($"            catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ __task = Current(out _).{call}; }}");
-                    sb.AppendLine($"            try {{ {(generic ? "return " : string.Empty)}await (__route.MayRecover ? {helper}(__task, __route{Prefix(arguments)}) : __task).ConfigureAwait(false); }}");
-                    sb.AppendLine($"            finally {{ if (ReferenceEquals(__route.Tracker, __tracker)) {{ {tracking.Marks("__inner.Database")} }} }}");
-                    sb.AppendLine("        }");
-                    sb.AppendLine("        finally { __tracker.Exit(); }");
-                    sb.AppendLine("    }");
-                    sb.AppendLine();
-                }
-
                 return;
             case Shape.Blocking:
                 var ret = method.ReturnsVoid ? string.Empty : "return ";
                 sb.AppendLine($"        var __inner = Current(out var __route);");
-                if (tracking is not null)
-                {
-                    sb.AppendLine($"        if (__route.Tracker is {{ }} __tracker)");
-                    sb.AppendLine("        {");
-                    sb.AppendLine("            __tracker.Enter();");
-                    sb.AppendLine("            try");
-                    sb.AppendLine("            {");
-                    sb.AppendLine($"                __inner = Current(out __route);{acknowledged}");
-                    sb.AppendLine($"                try {{ {ret}__inner.{call}; }}");
-                    sb.AppendLine($"                catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
-                    sb.AppendLine($"                finally {{ if (ReferenceEquals(__route.Tracker, __tracker)) {{ {tracking.Marks("__inner.Database")} }} }}");
-                    sb.AppendLine("            }");
-                    sb.AppendLine("            finally { __tracker.Exit(); }");
-                    if (method.ReturnsVoid)
-                    {
-                        sb.AppendLine("            return;");
-                    }
-
-                    sb.AppendLine("        }");
-                    sb.AppendLine();
-                }
-
                 sb.AppendLine($"       {keepAcknowledged}");
                 sb.AppendLine($"        try {{ {ret}__inner.{call}; }}");
                 sb.AppendLine($"        catch (global::System.Exception __ex) when (ShouldReplay(__ex, __route)) {{ {ret}Current(out _).{call}; }}");
@@ -231,6 +192,83 @@ public sealed class ForwardingGenerator : IIncrementalGenerator
 
         sb.AppendLine("    }");
         sb.AppendLine();
+    }
+
+    /// <summary>
+    /// A command a copy migration or the writable window may have to mark, asynchronous or blocking alike. It reads the
+    /// active route once per send, passes that route's tracker when it has one, and marks its keys on that route's
+    /// tracker unless its failure proves it did not run. A send that fails unsent is sent once more where traffic is
+    /// now through the same dispatch, so a command replayed onto a tracked route is marked there too.
+    /// </summary>
+    private static void WriteTracked(
+        StringBuilder sb, IMethodSymbol method, string returnType, string signature, string arguments, string call,
+        string keepAcknowledged, string acknowledged, WriteTracking tracking, int index, bool isAsync)
+    {
+        var send = $"__Send{index}";
+        var again = $"{send}(false{Prefix(arguments)})";
+        var route = "global::RedisHotSwap.Connection.HotSwapRoute";
+
+        WriteObsolete(sb, method);
+        sb.AppendLine($"    private {returnType} {send}(bool __first{Prefix(signature)})");
+        sb.AppendLine("    {");
+        sb.AppendLine("        var __inner = Current(out var __route);");
+        sb.AppendLine($"        if (__route.Tracker is {{ }} __tracker) {{ {Return(method, $"__Tracked{index}(__tracker, __route, __first{Prefix(arguments)})")} }}");
+        sb.AppendLine($"       {keepAcknowledged}");
+        if (isAsync)
+        {
+            sb.AppendLine($"        {returnType} __task;");
+            sb.AppendLine($"        try {{ __task = __inner.{call}; }}");
+            sb.AppendLine($"        catch (global::System.Exception __ex) when (__first && ShouldReplay(__ex, __route)) {{ return {again}; }}");
+            sb.AppendLine($"        return __first && __route.MayRecover ? __Replay{index}(__task, __route{Prefix(arguments)}) : __task;");
+        }
+        else
+        {
+            sb.AppendLine($"        try {{ {Return(method, $"__inner.{call}")} }}");
+            sb.AppendLine($"        catch (global::System.Exception __ex) when (__first && ShouldReplay(__ex, __route)) {{ {Return(method, again)} }}");
+        }
+
+        sb.AppendLine("    }");
+        sb.AppendLine();
+        if (isAsync)
+        {
+            WriteObsolete(sb, method);
+            sb.AppendLine($"    private {returnType} __Replay{index}({returnType} __task, {route} __route{Prefix(signature)})");
+            sb.AppendLine($"        => ReplayAsync(__task, __route, () => {again});");
+            sb.AppendLine();
+        }
+
+        // The one template both shapes share: only the waits differ.
+        string Wait(string expression) => isAsync ? $"await {expression}.ConfigureAwait(false)" : expression;
+        WriteObsolete(sb, method);
+        sb.AppendLine($"    private {(isAsync ? "async " : string.Empty)}{returnType} __Tracked{index}(global::RedisHotSwap.Copy.WriteTracker __tracker, {route} __route, bool __first{Prefix(signature)})");
+        sb.AppendLine("    {");
+        sb.AppendLine($"        {(isAsync ? Wait("__tracker.EnterAsync()") : "__tracker.Enter()")};");
+        sb.AppendLine("        var __inner = Current(out var __now);");
+        sb.AppendLine("        var __here = ReferenceEquals(__now, __route); // else a fence held it while traffic moved: it goes where traffic is now");
+        sb.AppendLine("        global::System.Exception? __unsent = null;");
+        sb.AppendLine("        try");
+        sb.AppendLine("        {");
+        sb.AppendLine($"            if (__here) {{{acknowledged} {Return(method, Wait($"__inner.{call}"), isAsync)} }}");
+        sb.AppendLine("        }");
+        sb.AppendLine("        catch (global::System.Exception __ex) when (global::RedisHotSwap.Forwarding.Replay.IsUnsent(__ex)) { __unsent = __ex; }");
+        sb.AppendLine("        finally");
+        sb.AppendLine("        {");
+        sb.AppendLine($"            if (__here && __unsent is null && ReferenceEquals(__route.Tracker, __tracker)) {{ {tracking.Marks("__inner.Database")} }}");
+        sb.AppendLine("            __tracker.Exit();");
+        sb.AppendLine("        }");
+        sb.AppendLine();
+        var resend = isAsync ? Wait("ShouldReplayAsync(__unsent, __route)") : "ShouldReplay(__unsent, __route)";
+        sb.AppendLine($"        if (__unsent is not null && !(__first && {resend})) global::System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(__unsent);");
+        sb.AppendLine($"        {Return(method, Wait($"{send}(__first && __unsent is null{Prefix(arguments)})"), isAsync)}");
+        sb.AppendLine("    }");
+        sb.AppendLine();
+    }
+
+    // "return x;", or "x; return;" when the method (or the awaited task) gives no value.
+    private static string Return(IMethodSymbol method, string expression, bool awaited = false)
+    {
+        var none = method.ReturnsVoid || (awaited && method.ReturnType is INamedTypeSymbol { IsGenericType: false });
+        return none ? $"{expression}; return;" : $"return {expression};";
     }
 
     private static void WriteProperty(StringBuilder sb, INamedTypeSymbol iface, IPropertySymbol property)

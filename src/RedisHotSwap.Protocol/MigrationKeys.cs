@@ -64,6 +64,14 @@ internal static class MigrationKeys
     /// </summary>
     public static RedisKey DirtyUnknown(string migrationId) => $"{Prefix}{{{migrationId}}}:dirty-unknown";
 
+    /// <summary>
+    /// The writable window: the instances (a set of instance ids, on TARGET) that may have written TARGET without
+    /// having shipped every mark yet. An instance adds itself before its first command on TARGET and removes itself
+    /// only once its last marks are shipped; one left here (killed, or TARGET stalled as it left) means the marks may
+    /// be incomplete, and <c>abort</c> says its count may be low.
+    /// </summary>
+    public static RedisKey WindowWriters(string migrationId) => $"{Prefix}{{{migrationId}}}:window-writers";
+
     /// <summary>Whether <paramref name="key"/> belongs to the protocol rather than to the application.</summary>
     public static bool IsProtocolKey(RedisKey key) => ((string?)key)?.StartsWith(Prefix, StringComparison.Ordinal) == true;
 }

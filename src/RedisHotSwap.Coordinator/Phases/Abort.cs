@@ -32,9 +32,10 @@ public sealed partial class MigrationCoordinator
         if (!options.DiscardTargetWrites)
         {
             // Before anything changes: an instance sent back to SOURCE no longer sees what it wrote on TARGET.
-            var sofar = await CountTargetWritesAsync().ConfigureAwait(false);
-            var writing = (await instances.LiveAsync().ConfigureAwait(false)).Count(r => r.Side == RedisSide.Target || r.Draining);
-            if (sofar.Total > 0 || writing > 0)
+            var live = (await instances.LiveAsync().ConfigureAwait(false)).Where(r => r.Side == RedisSide.Target || r.Draining).ToArray();
+            var sofar = await CountTargetWritesAsync(live.Select(r => r.InstanceId).ToHashSet(StringComparer.Ordinal)).ConfigureAwait(false);
+            var writing = live.Length;
+            if (!sofar.Nothing || writing > 0)
             {
                 throw new PreflightRefusedException(
                     $"Abort would discard {sofar.Describe()}{(writing > 0 ? $", and what the {writing} instances still on TARGET write there until they are back" : string.Empty)}. Nothing changed. Run 'promote' to keep them, or 'abort --discard-target-writes' to discard them.");
@@ -60,8 +61,8 @@ public sealed partial class MigrationCoordinator
         }
 
         // Exact now: every instance that reports is back on SOURCE, its last writes on TARGET marked and shipped.
-        var discarded = await CountTargetWritesAsync().ConfigureAwait(false);
-        if (discarded.Total > 0 && !options.DiscardTargetWrites)
+        var discarded = await CountTargetWritesAsync(stillWriting: []).ConfigureAwait(false);
+        if (!discarded.Nothing && !options.DiscardTargetWrites)
         {
             throw await HaltAsync(state, Source, $"{Capitalized(discarded.Describe())} appeared on TARGET while the instances moved back.",
                 "Every instance is on SOURCE; TARGET was not detached and keeps those keys.",
@@ -77,7 +78,7 @@ public sealed partial class MigrationCoordinator
 
         await RestoreSettingsAsync(state, Target, Source).ConfigureAwait(false); // no secret of SOURCE stays on TARGET
 
-        progress?.Report(await StatusAsync(discarded.Total == 0
+        progress?.Report(await StatusAsync(discarded.Nothing
             ? "aborted; TARGET detached; no key was changed on TARGET during the window"
             : $"aborted; TARGET detached; discarded {discarded.Describe()} (TARGET keeps them; SOURCE does not have them)").ConfigureAwait(false));
         return discarded.Keys;
@@ -87,25 +88,42 @@ public sealed partial class MigrationCoordinator
     /// <param name="Created">Keys TARGET holds and SOURCE does not.</param>
     /// <param name="Changed">Keys SOURCE holds too, updated or deleted on TARGET.</param>
     /// <param name="Unknown">Writes an instance made on TARGET without naming their keys (a script, another database).</param>
-    private readonly record struct TargetWrites(long Created, long Changed, long Unknown)
+    /// <param name="Unshipped">
+    /// Instances that wrote on TARGET and left it (or died) without shipping every mark: keys of SOURCE they updated
+    /// there may be missing from <paramref name="Changed"/>, so the count is a lower bound.
+    /// </param>
+    private readonly record struct TargetWrites(long Created, long Changed, long Unknown, IReadOnlyList<string> Unshipped)
     {
         public long Keys => Created + Changed;
 
         public long Total => Keys + Unknown;
 
+        /// <summary>Nothing to discard, and that is certain.</summary>
+        public bool Nothing => Total == 0 && Unshipped.Count == 0;
+
         public string Describe() =>
-            $"{Keys} keys changed on TARGET during the window ({Created} created there, {Changed} that SOURCE also holds, updated or deleted)"
-            + (Unknown > 0 ? $" and {Unknown} writes whose keys are unknown" : string.Empty);
+            $"{(Unshipped.Count > 0 ? "at least " : string.Empty)}{Keys} keys changed on TARGET during the window ({Created} created there, {Changed} that SOURCE also holds, updated or deleted)"
+            + (Unknown > 0 ? $" and {Unknown} writes whose keys are unknown" : string.Empty)
+            + (Unshipped.Count > 0
+                ? $" (not an exact count: {Unshipped.Count} instances left TARGET without shipping every mark, killed or with TARGET stalled as they left, so keys they updated there may be missing from it: {string.Join(", ", Unshipped.Order(StringComparer.Ordinal).Take(5))}{(Unshipped.Count > 5 ? ", ..." : string.Empty)})"
+                : string.Empty);
     }
 
     private static string Capitalized(string text) => char.ToUpperInvariant(text[0]) + text[1..];
 
     /// <summary>
     /// The keys the instances marked as written on TARGET while it was a writable replica (their marks, shipped to
-    /// TARGET's dirty sets), with the keys only TARGET holds (a writer that marks nothing), each counted once.
+    /// TARGET's dirty sets), with the keys only TARGET holds (a writer that marks nothing), each counted once; and the
+    /// instances named on TARGET as possibly holding unshipped marks, except those in <paramref name="stillWriting"/>
+    /// (live on TARGET: they ship as they leave).
     /// </summary>
-    private async Task<TargetWrites> CountTargetWritesAsync()
+    private async Task<TargetWrites> CountTargetWritesAsync(HashSet<string> stillWriting)
     {
+        var unshipped = (await Target.Database.SetMembersAsync(MigrationKeys.WindowWriters(options.MigrationId)).ConfigureAwait(false))
+            .Select(m => m.ToString())
+            .Where(id => !stillWriting.Contains(id))
+            .ToArray();
+
         var marked = new Dictionary<int, HashSet<RedisKey>>();
         var candidates = new Dictionary<int, HashSet<RedisKey>>();
         static HashSet<RedisKey> In(Dictionary<int, HashSet<RedisKey>> sets, int database) =>
@@ -159,6 +177,6 @@ public sealed partial class MigrationCoordinator
         }
 
         var unknown = (long?)await Target.Database.StringGetAsync(MigrationKeys.DirtyUnknown(options.MigrationId)).ConfigureAwait(false) ?? 0;
-        return new TargetWrites(created, total - created, unknown);
+        return new TargetWrites(created, total - created, unknown, unshipped);
     }
 }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using RedisHotSwap.Configuration;
+using RedisHotSwap.Protocol;
 using RedisHotSwap.Telemetry;
 using StackExchange.Redis;
 
@@ -158,8 +159,20 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         var route = new HotSwapRoute(side, configuration, multiplexer, writableReplica, standby: false);
         if (writableReplica && settings.MigrationId is { Length: > 0 } migrationId)
         {
-            // The writable window: what this instance writes here is marked, so that an abort counts what it discards.
-            route.windowWrites = new Copy.WindowWrites(multiplexer.GetDatabase(0), migrationId, logger);
+            // The writable window: what this instance writes here is marked, so that an abort counts what it discards;
+            // before any command, it names itself on TARGET as an instance whose marks may be missing until shipped.
+            try
+            {
+                route.windowWrites = await Copy.WindowWrites.StartAsync(
+                    multiplexer.GetDatabase(0), migrationId, ClientNames.InstanceIdOf(clientName) ?? clientName, logger).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                await multiplexer.DisposeAsync().ConfigureAwait(false);
+                throw new RedisHotSwapException(
+                    $"{side} ({Redaction.Endpoints(configuration)}) refused this instance's write marks ({Redaction.Scrub(ex.Message, configuration)}); traffic stays where it is.", ex);
+            }
+
             route.tracker = route.windowWrites.Tracker;
         }
         else if (writableReplica)

@@ -13,34 +13,31 @@ internal sealed partial class SwappableBatch(HotSwapConnectionMultiplexer owner,
     : RecordedUnit(owner, database, asyncState), IBatch
 {
     private readonly List<Func<IBatch, Task>> commands = [];
-    private readonly List<Action<Task, HotSwapRoute>> completions = [];
+    private readonly List<Action<Task, Entered, TouchedKeys, int>> completions = [];
+
+    private protected override int Recorded => commands.Count;
 
     public void Execute()
     {
         // A copy migration's fence holds the batch (this call blocks then, as the client's own does on a full backlog).
         var keys = TakeTouched();
-        var tracker = Owner.ActiveRoute.Tracker;
-        tracker?.Enter();
-        var route = Owner.ActiveRoute;
-        var batch = Open(route);
+        var entered = Enter();
+        var batch = Open(entered.Route);
         var sent = commands.Select(command => command(batch)).ToArray();
         batch.Execute();
         for (var i = 0; i < sent.Length; i++)
         {
-            completions[i](sent[i], route);
+            completions[i](sent[i], entered, keys, i);
         }
 
         commands.Clear();
         completions.Clear();
-        if (tracker is not null)
+        if (entered.Tracker is not null)
         {
-            // Marked once every command of it was answered, however it went.
+            // Marked once every command of it was answered, on the route it ran on; a command refused unrun is marked
+            // where it is sent again, if anywhere.
             _ = Task.WhenAll(sent).ContinueWith(
-                _ =>
-                {
-                    keys.MarkOn(tracker, route, Database);
-                    tracker.Exit();
-                },
+                _ => entered.Leave(keys, Database, i => !(sent[i].Exception?.InnerException is { } failure && Replay.IsUnsent(failure))),
                 CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously,
                 TaskScheduler.Default);
@@ -53,12 +50,13 @@ internal sealed partial class SwappableBatch(HotSwapConnectionMultiplexer owner,
     {
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         commands.Add(command);
-        completions.Add((sent, route) => _ = CompleteAsync((Task<T>)sent, route, command, result));
+        completions.Add((sent, entered, keys, index) => _ = CompleteAsync((Task<T>)sent, entered.Route, command, keys.Of(index), result));
         return result.Task;
     }
 
-    // The caller's task completes from the batch's answer, or from the command sent once more on its own.
-    private async Task CompleteAsync<T>(Task<T> sent, HotSwapRoute route, Func<IBatch, Task<T>> command, TaskCompletionSource<T> result)
+    // The caller's task completes from the batch's answer, or from the command sent once more on its own (through the
+    // tracker of the route it is sent on, its keys marked there).
+    private async Task CompleteAsync<T>(Task<T> sent, HotSwapRoute route, Func<IBatch, Task<T>> command, TouchedKeys keys, TaskCompletionSource<T> result)
     {
         try
         {
@@ -75,10 +73,24 @@ internal sealed partial class SwappableBatch(HotSwapConnectionMultiplexer owner,
                 }
             }
 
-            var alone = Open(Owner.ActiveRoute);
-            var again = command(alone);
-            alone.Execute();
-            result.TrySetResult(await again.ConfigureAwait(false));
+            var entered = await EnterAsync().ConfigureAwait(false);
+            var ran = true;
+            try
+            {
+                var alone = Open(entered.Route);
+                var again = command(alone);
+                alone.Execute();
+                result.TrySetResult(await again.ConfigureAwait(false));
+            }
+            catch (Exception ex) when (Replay.IsUnsent(ex))
+            {
+                ran = false;
+                throw;
+            }
+            finally
+            {
+                entered.Leave(keys, Database, _ => ran);
+            }
         }
         catch (Exception ex)
         {

@@ -21,15 +21,19 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
     private readonly List<Func<ITransaction, Task>> commands = [];
     private readonly List<Action<Task>> completions = [];
     private ITransaction? bound;
+    private HotSwapRoute? boundRoute;
     private ITransaction? last;
 
     public bool WasWatchConflict => (bound ?? last)?.WasWatchConflict ?? false;
+
+    private protected override int Recorded => commands.Count;
 
     public ConditionResult AddCondition(Condition condition)
     {
         if (bound is null)
         {
-            bound = Open(Owner.ActiveRoute);
+            boundRoute = Owner.ActiveRoute;
+            bound = Open(boundRoute);
             Apply(bound, complete: true);
         }
 
@@ -41,13 +45,29 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
     // As the client's batch does: sends, and lets each command's task tell how it went.
     void IBatch.Execute() => _ = ExecuteAsync().ContinueWith(static done => _ = done.Exception, TaskScheduler.Default);
 
-    public Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None) => TrackedAsync(() => ExecuteCoreAsync(flags));
+    public Task<bool> ExecuteAsync(CommandFlags flags = CommandFlags.None) => ExecuteCoreAsync(flags, TakeTouched());
 
-    private async Task<bool> ExecuteCoreAsync(CommandFlags flags)
+    // Each attempt reads the active route once, passes its tracker (a copy migration's fence, the writable window's
+    // marks) and marks the transaction's keys on it, unless its failure proves nothing of it ran there.
+    private async Task<bool> ExecuteCoreAsync(CommandFlags flags, TouchedKeys keys)
     {
         if (bound is not null)
         {
-            return await bound.ExecuteAsync(flags).ConfigureAwait(false);
+            var on = await EnterAsync(boundRoute).ConfigureAwait(false);
+            var ran = true;
+            try
+            {
+                return await bound.ExecuteAsync(flags).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (Replay.IsUnsent(ex))
+            {
+                ran = false;
+                throw;
+            }
+            finally
+            {
+                on.Leave(keys, Database, _ => ran);
+            }
         }
 
         Task[]? sent = null;
@@ -55,20 +75,32 @@ internal sealed partial class SwappableTransaction(HotSwapConnectionMultiplexer 
         {
             for (var attempt = 0; ; attempt++)
             {
-                var route = Owner.ActiveRoute;
-                var transaction = last = Open(route);
-                sent = Apply(transaction, complete: false);
+                var entered = await EnterAsync().ConfigureAwait(false);
+                var route = entered.Route;
+                Exception? unsent = null;
                 try
                 {
+                    var transaction = last = Open(route);
+                    sent = Apply(transaction, complete: false);
                     return await transaction.ExecuteAsync(flags).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (attempt == 0 && route.MayRecover && Replay.IsUnsent(ex))
+                catch (Exception ex) when (Replay.IsUnsent(ex))
                 {
-                    await Task.WhenAll(sent.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
-                    if (!await Owner.CanResendAsync(ex, route).ConfigureAwait(false))
+                    unsent = ex; // nothing of it ran there: not marked
+                    if (!(attempt == 0 && route.MayRecover))
                     {
                         throw;
                     }
+                }
+                finally
+                {
+                    entered.Leave(keys, Database, _ => unsent is null);
+                }
+
+                await Task.WhenAll(sent!.Select(t => t.ContinueWith(static _ => { }, TaskScheduler.Default))).ConfigureAwait(false); // observed
+                if (!await Owner.CanResendAsync(unsent!, route).ConfigureAwait(false))
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(unsent!);
                 }
             }
         }

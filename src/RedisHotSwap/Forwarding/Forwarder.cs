@@ -42,6 +42,10 @@ internal abstract class Forwarder<TContract>
     private protected bool ShouldReplay(Exception exception, HotSwapRoute route) =>
         route.MayRecover && Replay.IsUnsent(exception) && Owner.CanResendAsync(exception, route).AsTask().GetAwaiter().GetResult();
 
+    // The same decision for an asynchronous failure that is known to be unsent.
+    private protected ValueTask<bool> ShouldReplayAsync(Exception exception, HotSwapRoute route) =>
+        route.MayRecover && Replay.IsUnsent(exception) ? Owner.CanResendAsync(exception, route) : ValueTask.FromResult(false);
+
     private protected Task ReplayAsync(Task first, HotSwapRoute route, Func<Task> again) => Replay.Async(first, again, ex => Owner.CanResendAsync(ex, route));
 
     private protected Task<T> ReplayAsync<T>(Task<T> first, HotSwapRoute route, Func<Task<T>> again) => Replay.Async(first, again, ex => Owner.CanResendAsync(ex, route));

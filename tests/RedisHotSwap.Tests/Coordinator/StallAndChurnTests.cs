@@ -175,6 +175,7 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
         var line = Assert.Single(refused.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         Assert.Contains("Abort would discard", line);
         Assert.Contains("--discard-target-writes", line);
+        Assert.DoesNotContain("not an exact count", line); // the instance is live: it ships its marks as it leaves
         Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
         Assert.Equal(MigrationPhase.Cutover, (await coordinator.StatusAsync()).Phase);
         Assert.All((await coordinator.StatusAsync()).Instances, i => Assert.Equal(RedisSide.Target, i.Side));
@@ -194,6 +195,42 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
         var run = await instance.StopCheckedAsync();
         Assert.True(run.Errors == 0, run.Output);
         output.WriteLine($"the instance, back on SOURCE, saw {run.Violations} reads and counters older than what it wrote on TARGET (the discarded writes)");
+    }
+
+    // Killed on TARGET, an instance may take its last marks with it: abort cannot count what they named, so it says its
+    // count is not exact (naming the instance) and still refuses without the option.
+    [Fact]
+    public async Task Abort_AnInstanceKilledOnTarget_SaysItsCountMayBeLow_AndStillRequiresTheOption()
+    {
+        const string id = "abort-killed";
+        await using var migration = await Migration.StartAsync();
+        await using var instance = await ExternalInstance.StartAsync(InstanceSettings(migration, id), load: "consistency");
+        await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o => o.ExpectedInstances = 2); // the cutover waits until stopped
+        await coordinator.ReplicateAsync();
+        using (var stopCutover = new CancellationTokenSource())
+        {
+            var cutover = coordinator.CutoverAsync(stopCutover.Token);
+            await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
+            await instance.SetUseTargetAsync(true);
+            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.All(i => i.Side == RedisSide.Target), "the instance to report TARGET");
+            instance.Kill();
+            await stopCutover.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
+        }
+
+        await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Count == 0, "the killed instance's report to expire");
+        var (exit, refused) = await CoordinatorCli.RunAsync(migration, id, "abort");
+        Assert.True(exit == 2, refused);
+        var line = Assert.Single(refused.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        output.WriteLine(line);
+        Assert.Contains("Abort would discard at least", line);
+        Assert.Contains("not an exact count", line);
+        Assert.Contains("--discard-target-writes", line);
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+
+        await using var aborting = await CoordinatorCli.ObserverAsync(migration, id, o => o.DiscardTargetWrites = true);
+        await aborting.AbortAsync();
+        Assert.Equal(MigrationPhase.Aborted, (await coordinator.StatusAsync()).Phase);
     }
 
     private static Dictionary<string, string?> InstanceSettings(Migration migration, string id, bool useTarget = false)
