@@ -293,10 +293,10 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
     /// <paramref name="alsoAnnounceOn"/>. An announcement only wakes instances up: they read the key.
     /// </summary>
     private async Task<Directive> IssueDirectiveAsync(
-        RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null, CopyStage? copy = null)
+        RedisNode primary, RedisSide side, string reason, bool promoted = false, RedisSide? arm = null, RedisNode? alsoAnnounceOn = null, CopyStage? copy = null, Task<long>? epochTaken = null)
     {
         primary.Guard?.Invoke();
-        var epoch = await primary.Database.StringIncrementAsync(MigrationKeys.Epoch(options.MigrationId)).ConfigureAwait(false);
+        var epoch = await (epochTaken ?? TakeEpochAsync(primary)).ConfigureAwait(false);
         var directive = new Directive(side, reason, time.GetUtcNow(), promoted, MigrationId: options.MigrationId, Epoch: epoch, Arm: arm, Copy: copy);
         var json = directive.ToJson();
         await primary.Database.StringSetAsync(MigrationKeys.Directive(options.MigrationId), json).ConfigureAwait(false);
@@ -310,6 +310,12 @@ public sealed partial class MigrationCoordinator : IAsyncDisposable
 
         return directive;
     }
+
+    /// <summary>
+    /// The next directive's epoch. Taken ahead, beside other work, where a directive is part of a pause: an epoch taken
+    /// and never used leaves a gap, and epochs need only grow.
+    /// </summary>
+    private Task<long> TakeEpochAsync(RedisNode primary) => primary.Database.StringIncrementAsync(MigrationKeys.Epoch(options.MigrationId));
 
     /// <summary>
     /// Whether at least the expected number of live instances report <paramref name="side"/> and have finished with

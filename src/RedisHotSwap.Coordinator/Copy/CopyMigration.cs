@@ -215,8 +215,8 @@ public sealed partial class MigrationCoordinator
         return new MigrationHaltedException(problem, stateLeft, howToContinue);
     }
 
-    private async Task<Directive> IssueCopyDirectiveAsync(CopyStage? stage, string reason, RedisSide side = RedisSide.Source, bool promoted = false) =>
-        await IssueDirectiveAsync(Target, side, reason, promoted, arm: stage is null ? null : RedisSide.Target, alsoAnnounceOn: Source, copy: stage).ConfigureAwait(false);
+    private async Task<Directive> IssueCopyDirectiveAsync(CopyStage? stage, string reason, RedisSide side = RedisSide.Source, bool promoted = false, Task<long>? epochTaken = null) =>
+        await IssueDirectiveAsync(Target, side, reason, promoted, arm: stage is null ? null : RedisSide.Target, alsoAnnounceOn: Source, copy: stage, epochTaken: epochTaken).ConfigureAwait(false);
 
     // The standing directive is announced on SOURCE's channel again at every poll: an instance started since (which has
     // no connection to TARGET) reads it from TARGET then.
@@ -545,10 +545,11 @@ public sealed partial class MigrationCoordinator
         MigrationState state, KeyCopier copier, List<(int Database, RedisKey Key)> suspects, CancellationToken cancellationToken)
     {
         await CopyDirtyAsync(copier, keep: null).ConfigureAwait(false);
+        var epoch = TakeEpochAsync(Target);
         state = await EnterCopyAsync(state, MigrationPhase.Fencing).ConfigureAwait(false);
         var fencedAt = time.GetTimestamp();
         FencedWallClock = time.GetUtcNow();
-        var directive = await IssueCopyDirectiveAsync(CopyStage.Fence, "copy: cutover fence").ConfigureAwait(false);
+        var directive = await IssueCopyDirectiveAsync(CopyStage.Fence, "copy: cutover fence", epochTaken: epoch).ConfigureAwait(false);
         string? problem = null;
         while (problem is null)
         {
@@ -573,14 +574,16 @@ public sealed partial class MigrationCoordinator
         if (problem is null)
         {
             var held = time.GetElapsedTime(fencedAt);
+
+            // Read, not taken, beside the last copy (every instance has shipped its marks): when there are any, they
+            // stay for the next attempt's full pass.
+            var unknown = Target.Database.StringGetAsync(MigrationKeys.DirtyUnknown(options.MigrationId));
             var last = new List<(int Database, RedisKey Key)>();
             await CopyDirtyAsync(copier, last).ConfigureAwait(false);
             last.AddRange(await CopyUnexplainedAsync(copier, fenced: true).ConfigureAwait(false));
             var copied = time.GetElapsedTime(fencedAt);
-            if (await TakeUnknownAsync().ConfigureAwait(false) > 0)
+            if ((long?)await unknown.ConfigureAwait(false) > 0)
             {
-                // Put back for the next attempt's full pass.
-                await Target.Database.StringIncrementAsync(MigrationKeys.DirtyUnknown(options.MigrationId)).ConfigureAwait(false);
                 problem = "an instance wrote keys it could not name just before the fence";
             }
             else
@@ -619,12 +622,13 @@ public sealed partial class MigrationCoordinator
     private async Task<MigrationStatus> SwitchToTargetAsync(MigrationState state, long? fencedAt, CancellationToken cancellationToken)
     {
         // Recorded before it is issued: from here on, a resumed run only switches (never lifts the fence onto SOURCE).
+        var epoch = TakeEpochAsync(Target);
         if (state.Phase != MigrationPhase.Switching)
         {
             state = await EnterCopyAsync(state with { CopyVerified = Verified }, MigrationPhase.Switching).ConfigureAwait(false);
         }
 
-        await IssueCopyDirectiveAsync(null, "copy: every key is on TARGET", RedisSide.Target, promoted: true).ConfigureAwait(false);
+        await IssueCopyDirectiveAsync(null, "copy: every key is on TARGET", RedisSide.Target, promoted: true, epochTaken: epoch).ConfigureAwait(false);
 
         // Polled fast: every instance holds its writes until it reports TARGET, and this wait is part of the pause.
         var started = time.GetTimestamp();

@@ -98,7 +98,7 @@ public static class RedisHotSwapServiceCollectionExtensions
         if (!string.IsNullOrWhiteSpace(options.MigrationId))
         {
             var reporter = new InstanceReporter(multiplexer, options.MigrationId, trigger.SetDirective, time);
-            var copy = new RedisHotSwap.Copy.CopyParticipant(multiplexer, reporter.Wake);
+            var copy = new RedisHotSwap.Copy.CopyParticipant(multiplexer, reporter.Report);
             reporter.Copy = copy;
             trigger.Copy = copy;
             multiplexer.Attach(reporter);

@@ -31,6 +31,10 @@ internal sealed class InstanceReporter : IAsyncDisposable
     private string? lastProblem;
     private int hinted;
 
+    // 1 when the next report reads the directive first; a wake that only has news of this instance (the copy
+    // participant's) leaves it 0 and saves that round trip, which under a copy fence is part of the pause.
+    private int directiveDue = 1;
+
     public InstanceReporter(HotSwapConnectionMultiplexer multiplexer, string migrationId, Action<Directive?> onDirective, TimeProvider time)
     {
         this.multiplexer = multiplexer;
@@ -77,6 +81,16 @@ internal sealed class InstanceReporter : IAsyncDisposable
     /// <summary>Reports (and reads the directive) now rather than at the next heartbeat.</summary>
     public void Wake()
     {
+        Interlocked.Exchange(ref directiveDue, 1);
+        Report();
+    }
+
+    /// <summary>
+    /// Reports now, reading the directive first only if something else asked for it: this instance's own news (it
+    /// tracks, it holds its writes) changes nothing the directive says, and the coordinator waits for the report.
+    /// </summary>
+    public void Report()
+    {
         try
         {
             wake.Release();
@@ -113,7 +127,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
 
             try
             {
-                await ReportAsync().ConfigureAwait(false);
+                await ReportAsync(readDirective: Interlocked.Exchange(ref directiveDue, 0) == 1).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -148,7 +162,10 @@ internal sealed class InstanceReporter : IAsyncDisposable
 
             try
             {
-                await wake.WaitAsync(multiplexer.Options.HeartbeatInterval, token).ConfigureAwait(false);
+                if (!await wake.WaitAsync(multiplexer.Options.HeartbeatInterval, token).ConfigureAwait(false))
+                {
+                    Interlocked.Exchange(ref directiveDue, 1); // the heartbeat always reads it
+                }
             }
             catch (OperationCanceledException)
             {
@@ -344,11 +361,14 @@ internal sealed class InstanceReporter : IAsyncDisposable
         }
     }
 
-    private async Task ReportAsync()
+    private async Task ReportAsync(bool readDirective)
     {
         // The directive first, whatever becomes of the report: a paused or fenced SOURCE holds or refuses the
         // report, and the directive read beside it is exactly what moves this instance off it.
-        await ReadDirectiveAsync().ConfigureAwait(false);
+        if (readDirective)
+        {
+            await ReadDirectiveAsync().ConfigureAwait(false);
+        }
 
         var options = multiplexer.Options;
         var report = new InstanceReport(
