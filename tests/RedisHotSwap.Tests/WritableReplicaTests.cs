@@ -85,6 +85,87 @@ public sealed class WritableReplicaTests
     }
 
     [Fact]
+    public async Task Switch_ToAWritableReplicaThatLags_ReleasesTheHeldCommandsInTheOrderTheyWereSent()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var app = HotSwapApp.Create(migration);
+        var db = app.Multiplexer.GetDatabase();
+        var target = await LinkDownAsync(migration);
+        await db.StringSetAsync("k", "source");
+        var switching = app.Controller.SwitchToAsync(RedisSide.Target);
+        await Eventually.TrueAsync(() => Task.FromResult(app.Controller.ActiveSide == RedisSide.Target), "traffic to move to TARGET");
+
+        // A pipeline of 300 commands, all held: released, they must be sent as they were issued.
+        var sends = Enumerable.Range(0, 300).Select(i => db.ListRightPushAsync("sequence", i)).ToArray();
+        await target.ConfigSetAsync("masterauth", migration.Source.Password);
+        await Task.WhenAll(sends);
+        await switching;
+
+        Assert.Equal(Enumerable.Range(0, 300), (await db.ListRangeAsync("sequence")).Select(v => (int)v));
+    }
+
+    [Fact]
+    public async Task Switch_ToAWritableReplicaThatLags_OrdersForAnApplicationUserWithoutAdminCommands()
+    {
+        // An application user without ROLE (an @admin command many application ACLs deny).
+        await using var migration = await Migration.StartAsync(replicate: true);
+        foreach (var admin in new[] { migration.SourceAdmin.GetServer(migration.Source.Endpoint), migration.TargetAdmin.GetServer(migration.Target.Endpoint) })
+        {
+            await admin.ExecuteAsync("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@all", "-role");
+        }
+
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:Source"] = migration.Source.ConfigurationString.Replace($"password={migration.Source.Password}", "user=app,password=app-password", StringComparison.Ordinal);
+        settings["RedisHotSwap:Target"] = migration.Target.ConfigurationString.Replace($"password={migration.Target.Password}", "user=app,password=app-password", StringComparison.Ordinal);
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+        var db = app.Multiplexer.GetDatabase();
+        var target = await LinkDownAsync(migration);
+        await db.StringSetAsync("k", "source");
+        var switching = app.Controller.SwitchToAsync(RedisSide.Target);
+        await Eventually.TrueAsync(() => Task.FromResult(app.Controller.ActiveSide == RedisSide.Target), "traffic to move to TARGET");
+
+        var read = db.StringGetAsync("k");
+        await target.ConfigSetAsync("masterauth", migration.Source.Password);
+        Assert.Equal("source", await read);
+        await switching;
+        Assert.DoesNotContain(app.Logs.GetSnapshot(), r => r.Message.Contains("without knowing", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Switch_ToAWritableReplica_ACommandBlockedOnSourceHoldsTargetsTrafficOnlyBriefly()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        var settings = HotSwapApp.Settings(migration);
+        settings["RedisHotSwap:Source"] += ",syncTimeout=60000,asyncTimeout=60000"; // the BLPOP never times out on its own
+        settings["RedisHotSwap:DrainTimeout"] = "00:01:00";
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+        var db = app.Multiplexer.GetDatabase();
+        await db.StringSetAsync("k", "v");
+        var blocked = db.ExecuteAsync("BLPOP", "queue", "0");
+        await Eventually.TrueAsync(async () => (await migration.InfoAsync(migration.Source, "clients")).Contains("blocked_clients:1", StringComparison.Ordinal), "the BLPOP to block");
+        var switching = app.Controller.SwitchToAsync(RedisSide.Target);
+        await Eventually.TrueAsync(() => Task.FromResult(app.Controller.ActiveSide == RedisSide.Target), "traffic to move to TARGET");
+
+        // The ordering gives up on the connection blocked behind BLPOP (with a warning) instead of holding TARGET's
+        // commands for the drain's minute.
+        Assert.Equal("v", await db.StringGetAsync("k").WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains(app.Logs.GetSnapshot(), r => r.Message.Contains("a blocking command?", StringComparison.Ordinal));
+        await migration.SourceDb.ListLeftPushAsync("queue", "x");
+        await blocked;
+        await switching;
+    }
+
+    // TARGET's replication link drops and stays down (TARGET cannot authenticate) until the test puts masterauth back.
+    private static async Task<IServer> LinkDownAsync(Migration migration)
+    {
+        await migration.ReplicatedAsync();
+        var target = migration.TargetAdmin.GetServer(migration.Target.Endpoint);
+        await target.ConfigSetAsync("masterauth", "not-the-password");
+        await migration.TargetDb.ExecuteAsync("CLIENT", "KILL", "TYPE", "master");
+        return target;
+    }
+
+    [Fact]
     public async Task Switch_ToReadOnlyReplica_IsRefusedAndTriedAgainUntilItOpens()
     {
         await using var migration = await Migration.StartAsync(replicate: true);

@@ -25,11 +25,16 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 {
     private const int CachedDatabases = 16;
 
+    // How long the commands in flight on the side a window switch leaves may take before its ordering gives up on
+    // them: behind a blocking command (BLPOP) every command sent to the new side would otherwise wait DrainTimeout.
+    private static readonly TimeSpan OrderBarrierLimit = TimeSpan.FromSeconds(1);
+
     private readonly SemaphoreSlim switchGate = new(1, 1);
     private readonly SwappableDatabase?[] databases = new SwappableDatabase?[CachedDatabases + 1];
     private readonly SwappableSubscriber subscriber;
     private readonly TimeProvider time;
     private readonly List<Task> retirements = [];
+    private readonly CancellationTokenSource closing = new();
     private volatile HotSwapRoute active;
     private volatile HotSwapRoute? armed;
     private static int handoffPathPrepared;
@@ -320,7 +325,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         Task? retirement = null;
-        Task? ordering = null;
+        TaskCompletionSource? leftOld = null;
         await switchGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -378,11 +383,13 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 // Onto a writable replica of the side it leaves (the writable window): what this instance wrote there
                 // reaches the replica through replication, a moment later (longer right after its initial sync, or
                 // while its link is down). Until it has, the new route holds the commands sent to it.
-                var holding = leavingSide && next.WritableReplica && next.Tracker is { } hold ? hold.HoldAsync(CancellationToken.None) : null;
+                var hold = leavingSide && next.WritableReplica ? next.Tracker : null;
+                var holding = hold?.HoldAsync(CancellationToken.None);
                 active = next;
-                if (holding is not null)
+                if (hold is not null)
                 {
-                    ordering = OrderAfterAsync(old, next, holding, current.DrainTimeout);
+                    leftOld = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _ = OrderAfterAsync(old, next, hold, holding!, current.DrainTimeout, leftOld);
                 }
 
                 Interlocked.Exchange(ref trafficMoved, NewSignal()).TrySetResult();
@@ -404,7 +411,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
             finally
             {
-                retirement = Retire(old, leavingSide, current.DrainTimeout, ordering);
+                retirement = Retire(old, leavingSide, current.DrainTimeout, leftOld?.Task);
             }
         }
         finally
@@ -479,42 +486,59 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     /// <summary>
     /// Releases the commands <paramref name="next"/> holds once its server (a writable replica of <paramref name="old"/>'s)
-    /// has processed <paramref name="old"/>'s stream up to every command this instance sent there: they are all answered
-    /// (a barrier), and the offset is read after them. So the instance never reads there older than it wrote, and a
-    /// write it made on the old side never lands on top of a newer one. Past <paramref name="bound"/> (the old side
-    /// stalled, the replica's link down) the commands go on all the same, with a warning.
+    /// has processed <paramref name="old"/>'s stream up to every command this instance sent there: once they are all
+    /// answered (a barrier), a <c>PUBLISH</c> on <paramref name="old"/> enters the stream behind them, and the replica
+    /// delivers it to this instance's subscription only once it has processed what came before. No admin command and
+    /// no knowledge of addresses is needed. So the instance never reads there older than it wrote, and a write it made
+    /// on the old side never lands on top of a newer one. Past <paramref name="bound"/> (the old side stalled, the
+    /// replica's link down) or <see cref="OrderBarrierLimit"/> for the commands in flight, the commands go on all the
+    /// same, with a warning. <paramref name="leftOld"/> is completed once <paramref name="old"/> is no longer needed.
     /// </summary>
-    private async Task OrderAfterAsync(HotSwapRoute old, HotSwapRoute next, Task holding, TimeSpan bound)
+    private async Task OrderAfterAsync(HotSwapRoute old, HotSwapRoute next, Copy.WriteTracker hold, Task holding, TimeSpan bound, TaskCompletionSource leftOld)
     {
+        var channel = RedisChannel.Literal($"__redis-hotswap:order:{Guid.NewGuid():N}");
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var subscriber = next.Multiplexer.GetSubscriber();
+        var subscribed = false;
         try
         {
-            using var limit = new CancellationTokenSource(bound);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(closing.Token);
+            limit.CancelAfter(bound);
             await holding.WaitAsync(limit.Token).ConfigureAwait(false);
-            var (_, primaryPort) = await next.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false);
-            if (primaryPort is not { } port || !old.Reaches(port))
+            await subscriber.SubscribeAsync(channel, (_, _) => arrived.TrySetResult()).WaitAsync(limit.Token).ConfigureAwait(false);
+            subscribed = true;
+            try
             {
-                Log.WindowOrderUnsure(Logger, next.Side, old.Side, $"it does not replicate {old.Side} (its primary listens on port {primaryPort})");
+                await old.BarrierAsync().WaitAsync(OrderBarrierLimit, limit.Token).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Behind a blocking command (BLPOP) they may wait long: they run on the old side whenever it answers.
+                Log.WindowOrderUnsure(Logger, next.Side, old.Side, $"commands sent there were still unanswered after {OrderBarrierLimit.TotalSeconds:N0} s (a blocking command?)");
                 return;
             }
 
-            await old.BarrierAsync().WaitAsync(limit.Token).ConfigureAwait(false);
-            var (written, _) = await old.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false);
-            while ((await next.ReplicationAsync().WaitAsync(limit.Token).ConfigureAwait(false)).Offset < written)
-            {
-                await Task.Delay(1, limit.Token).ConfigureAwait(false);
-            }
+            await old.Multiplexer.GetSubscriber().PublishAsync(channel, "ordered", CommandFlags.DemandMaster).WaitAsync(limit.Token).ConfigureAwait(false);
+            leftOld.TrySetResult();
+            await arrived.Task.WaitAsync(limit.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or RedisException or TimeoutException or ObjectDisposedException or InvalidCastException or IndexOutOfRangeException)
+        catch (Exception ex) when (ex is OperationCanceledException or RedisException or TimeoutException or ObjectDisposedException)
         {
-            Log.WindowOrderUnsure(Logger, next.Side, old.Side, ex is OperationCanceledException ? $"not within {bound.TotalSeconds:N0} s" : ex.Message);
+            Log.WindowOrderUnsure(Logger, next.Side, old.Side,
+                ex is not OperationCanceledException ? Redaction.Scrub(ex.Message, old.Configuration) : closing.IsCancellationRequested ? "the connection was closed" : $"not within {bound.TotalSeconds:N0} s");
         }
         finally
         {
-            next.Tracker?.Release();
+            leftOld.TrySetResult();
+            hold.Release();
+            if (subscribed)
+            {
+                _ = subscriber.UnsubscribeAsync(channel, flags: CommandFlags.FireAndForget);
+            }
         }
     }
 
-    private Task Retire(HotSwapRoute old, bool leavingSide, TimeSpan drainTimeout, Task? ordering = null)
+    private Task Retire(HotSwapRoute old, bool leavingSide, TimeSpan drainTimeout, Task? ordered = null)
     {
         var task = RetireCoreAsync();
         lock (retirements)
@@ -530,9 +554,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             await Task.Yield();
             try
             {
-                if (ordering is not null)
+                if (ordered is not null)
                 {
-                    await ordering.ConfigureAwait(false); // it reads the old side's offset; it never throws
+                    await ordered.ConfigureAwait(false); // the switch's ordering publishes on the old side first
                 }
 
                 await old.RetireAsync(drainTimeout, time, Logger).ConfigureAwait(false);
@@ -585,6 +609,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             return;
         }
 
+        await closing.CancelAsync().ConfigureAwait(false); // a switch's ordering stops holding commands
         for (var i = companions.Count - 1; i >= 0; i--)
         {
             await companions[i].DisposeAsync().ConfigureAwait(false);

@@ -242,21 +242,6 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     }
 
     /// <summary>
-    /// Where this route's server stands in replication (<c>ROLE</c>): a primary's offset is what it has written to its
-    /// stream; a replica's is what it has processed of its primary's (-1 while its link is down), and it names the
-    /// port of that primary.
-    /// </summary>
-    public async Task<(long Offset, int? PrimaryPort)> ReplicationAsync()
-    {
-        // ROLE rather than INFO: a writable replica's connection has INFO turned off.
-        var role = (RedisResult[])(await Multiplexer.GetDatabase().ExecuteAsync("ROLE").ConfigureAwait(false))!;
-        return (string?)role[0] == "master" ? ((long)role[1], null) : ((long)role[4], (int)role[2]);
-    }
-
-    /// <summary>Whether this route reaches a server listening on <paramref name="port"/>.</summary>
-    public bool Reaches(int port) => servers.Keys.Any(e => e is System.Net.IPEndPoint ip ? ip.Port == port : e is System.Net.DnsEndPoint dns && dns.Port == port);
-
-    /// <summary>
     /// Runs what <see cref="ActivateAsync"/> runs, ahead of the handoff and without taking traffic: the client asks the
     /// server's role again. Its first run in a process is slow; the handoff's is then not.
     /// </summary>

@@ -15,7 +15,7 @@ internal sealed class WriteTracker
     private readonly ConcurrentQueue<(int Database, RedisKey Key)> marks = new();
     private readonly bool marking;
     private readonly SemaphoreSlim flushing = new(1, 1);
-    private TaskCompletionSource? held;
+    private Gate? held;
     private TaskCompletionSource? drained;
     private long unknown;
     private int inFlight;
@@ -122,7 +122,7 @@ internal sealed class WriteTracker
     {
         var drain = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref drained, drain);
-        Interlocked.CompareExchange(ref held, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null);
+        Interlocked.CompareExchange(ref held, new Gate(), null);
         if (Volatile.Read(ref inFlight) == 0)
         {
             drain.TrySetResult();
@@ -132,7 +132,7 @@ internal sealed class WriteTracker
     }
 
     /// <summary>Lets the held commands go, to whichever route is active now.</summary>
-    public void Release() => Interlocked.Exchange(ref held, null)?.TrySetResult();
+    public void Release() => Interlocked.Exchange(ref held, null)?.Open();
 
     /// <summary>
     /// Ships the marks taken so far to TARGET's dirty sets (one <c>SADD</c> per database) and the count of unknown
@@ -187,9 +187,51 @@ internal sealed class WriteTracker
         }
     }
 
-    private async ValueTask WaitAsync(TaskCompletionSource gate)
+    private async ValueTask WaitAsync(Gate gate)
     {
-        await gate.Task.ConfigureAwait(false);
+        await gate.WaitAsync().ConfigureAwait(false);
         await EnterAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The fence's gate: opened, it lets its waiters go one after the other in the order they came, each resuming on
+    /// the opening thread up to its send, so that an application's pipeline keeps its order. (One task with many
+    /// waiters would run only the last inline and post the others to the thread pool, which runs them in any order.)
+    /// </summary>
+    private sealed class Gate
+    {
+        private readonly Queue<TaskCompletionSource> waiters = new();
+        private bool open;
+
+        public Task WaitAsync()
+        {
+            lock (waiters)
+            {
+                if (open)
+                {
+                    return Task.CompletedTask;
+                }
+
+                var waiter = new TaskCompletionSource(); // its one continuation runs inline, on the opening thread
+                waiters.Enqueue(waiter);
+                return waiter.Task;
+            }
+        }
+
+        public void Open()
+        {
+            TaskCompletionSource[] waiting;
+            lock (waiters)
+            {
+                open = true;
+                waiting = [.. waiters];
+                waiters.Clear();
+            }
+
+            foreach (var waiter in waiting)
+            {
+                waiter.TrySetResult();
+            }
+        }
     }
 }
