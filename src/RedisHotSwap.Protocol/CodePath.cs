@@ -56,7 +56,7 @@ internal static class CodePath
             Compile(constructor);
         }
 
-        if (type.IsValueType && typeof(IAsyncStateMachine).IsAssignableFrom(type))
+        if (typeof(IAsyncStateMachine).IsAssignableFrom(type))
         {
             PrepareAsyncMachinery(type);
         }
