@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 
@@ -6,11 +7,25 @@ namespace RedisHotSwap.Protocol;
 /// <summary>
 /// Compiles ahead the code a switch runs, so that the first handoff of a process does not pay for the just-in-time
 /// compiler while its commands wait (measured here: the first switch of a process took tens of milliseconds more than
-/// the next ones). Only what this library wrote by hand, and not generic code, which compiles per use.
+/// the next ones). What this library wrote by hand, and for each of its async methods the runtime's generic code
+/// that runs it: an async method compiled to a struct state machine runs through methods of the runtime instantiated
+/// over that struct (the box that holds it once it first waits, the builder's <c>Start</c> and
+/// <c>AwaitUnsafeOnCompleted</c>), which no call to the method itself compiles until it first waits for real. Those
+/// were most of what the first handoff compiled behind the pause (seen with the runtime's JIT events).
 /// </summary>
 internal static class CodePath
 {
     private const BindingFlags Declared = BindingFlags.DeclaredOnly | BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic;
+
+    // The runtime's own types behind the builders (not public): looked up once; when a runtime names them otherwise,
+    // the async machinery is simply left to compile as it runs.
+    private static readonly Assembly Runtime = typeof(AsyncTaskMethodBuilder).Assembly;
+    private static readonly Type? VoidResult = Runtime.GetType("System.Threading.Tasks.VoidTaskResult");
+    private static readonly Type? StateMachineBox = typeof(AsyncTaskMethodBuilder<>).GetNestedType("AsyncStateMachineBox`1", BindingFlags.NonPublic);
+    private static readonly MethodInfo? CoreStart = Runtime.GetType("System.Runtime.CompilerServices.AsyncMethodBuilderCore")?.GetMethod("Start", BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic);
+
+    // Once per process: later cutovers find it compiled.
+    private static readonly ConcurrentDictionary<Type, bool> Prepared = new();
 
     /// <summary>Compiles every method of <paramref name="types"/> and of the types nested in them (lambdas, async state machines).</summary>
     public static void Prepare(params Type[] types)
@@ -23,7 +38,7 @@ internal static class CodePath
 
     private static void Prepare(Type type)
     {
-        if (type.ContainsGenericParameters)
+        if (type.ContainsGenericParameters || !Prepared.TryAdd(type, true))
         {
             return;
         }
@@ -32,32 +47,153 @@ internal static class CodePath
         {
             if (!method.IsAbstract && !method.ContainsGenericParameters && (method.MethodImplementationFlags & MethodImplAttributes.InternalCall) == 0)
             {
-                try
-                {
-                    RuntimeHelpers.PrepareMethod(method.MethodHandle);
-                }
-                catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or TypeLoadException)
-                {
-                    // Not compilable on its own (for example an extern or a method of an interface's default body): skipped.
-                }
+                Compile(method);
             }
         }
 
         foreach (var constructor in type.GetConstructors(Declared))
         {
-            try
-            {
-                RuntimeHelpers.PrepareMethod(constructor.MethodHandle);
-            }
-            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or TypeLoadException)
-            {
-                // as above
-            }
+            Compile(constructor);
+        }
+
+        if (typeof(IAsyncStateMachine).IsAssignableFrom(type))
+        {
+            PrepareAsyncMachinery(type);
         }
 
         foreach (var nested in type.GetNestedTypes(Declared))
         {
             Prepare(nested);
+        }
+    }
+
+    // The runtime's methods instantiated over one state machine: its builder's generic methods (Start, and
+    // AwaitUnsafeOnCompleted for each kind of awaiter it holds), the Task<TResult> builder every builder delegates to,
+    // the box, and the awaiters themselves (a ConfiguredTaskAwaiter over a struct result compiles per result type).
+    private static void PrepareAsyncMachinery(Type stateMachine)
+    {
+        var fields = stateMachine.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
+        var builder = fields.FirstOrDefault(f => f.Name == "<>t__builder")?.FieldType;
+        if (builder is null)
+        {
+            return;
+        }
+
+        var awaiters = fields.Where(f => f.Name.StartsWith("<>u__", StringComparison.Ordinal)).Select(f => f.FieldType).Distinct().ToArray();
+        var result = builder.IsGenericType ? builder.GetGenericArguments()[0] : VoidResult;
+        var builders = new List<Type> { builder };
+        if (result is not null && (builder == typeof(AsyncTaskMethodBuilder) || (builder.IsGenericType && builder.GetGenericTypeDefinition() == typeof(AsyncValueTaskMethodBuilder<>))))
+        {
+            builders.Add(typeof(AsyncTaskMethodBuilder<>).MakeGenericType(result));
+        }
+
+        foreach (var each in builders)
+        {
+            foreach (var method in each.GetMethods(Declared))
+            {
+                if (!method.IsGenericMethodDefinition)
+                {
+                    Compile(method);
+                    continue;
+                }
+
+                var arity = method.GetGenericArguments().Length;
+                if (arity == 1)
+                {
+                    // Start<TStateMachine> and GetStateMachineBox<TStateMachine>, or AwaitUnsafeOnCompleted<TAwaiter>
+                    // once the box exists: each meets the constraints of one of them only.
+                    CompileGeneric(method, [stateMachine]);
+                    foreach (var awaiter in awaiters)
+                    {
+                        CompileGeneric(method, [awaiter]);
+                    }
+                }
+                else if (arity == 2)
+                {
+                    foreach (var awaiter in awaiters)
+                    {
+                        CompileGeneric(method, [awaiter, stateMachine]);
+                    }
+                }
+            }
+        }
+
+        if (CoreStart is not null)
+        {
+            CompileGeneric(CoreStart, [stateMachine]);
+        }
+
+        if (StateMachineBox is not null && result is not null)
+        {
+            try
+            {
+                var box = StateMachineBox.MakeGenericType(result, stateMachine);
+                foreach (var method in box.GetMethods(Declared))
+                {
+                    Compile(method);
+                }
+
+                foreach (var constructor in box.GetConstructors(Declared))
+                {
+                    Compile(constructor);
+                }
+            }
+            catch (ArgumentException)
+            {
+                // A constraint the runtime's box sets and this state machine does not meet: compiled as it runs.
+            }
+        }
+
+        // The awaiters (and the awaitables that make them), and a task whose result is a struct of this library's
+        // (an enum, a tuple): the runtime's copies for int, bool and the like are compiled already.
+        var structs = awaiters.Where(a => a.IsValueType).SelectMany(a => a.DeclaringType is { IsValueType: true } awaitable ? [a, Constructed(awaitable, a)] : new[] { a }).ToList();
+        if (result is { IsValueType: true, IsPrimitive: false } && result != VoidResult)
+        {
+            structs.Add(result);
+            structs.Add(typeof(Task<>).MakeGenericType(result));
+        }
+
+        foreach (var each in structs)
+        {
+            foreach (var method in each.GetMethods(Declared).Where(m => !m.IsGenericMethodDefinition && !m.IsAbstract))
+            {
+                Compile(method);
+            }
+
+            foreach (var constructor in each.GetConstructors(Declared))
+            {
+                Compile(constructor);
+            }
+        }
+    }
+
+    // The awaitable an awaiter is nested in, with the awaiter's type arguments (reflection names the open type).
+    private static Type Constructed(Type awaitable, Type awaiter) =>
+        awaitable.IsGenericTypeDefinition ? awaitable.MakeGenericType(awaiter.GetGenericArguments()) : awaitable;
+
+    private static void CompileGeneric(MethodInfo definition, Type[] arguments)
+    {
+        try
+        {
+            Compile(definition.MakeGenericMethod(arguments));
+        }
+        catch (ArgumentException)
+        {
+            // The arguments do not meet the method's constraints (an awaiter of the other kind): not a path it runs.
+        }
+    }
+
+    private static void Compile(MethodBase method)
+    {
+        try
+        {
+            // A method of a constructed type, or a constructed generic method, has its instantiation in its handle;
+            // passing it again is refused ("the given generic instantiation was invalid").
+            RuntimeHelpers.PrepareMethod(method.MethodHandle);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or NotSupportedException or TypeLoadException or BadImageFormatException)
+        {
+            // Not compilable on its own (for example an extern or a method of an interface's default body): skipped.
         }
     }
 }

@@ -189,6 +189,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             // The handoff asks the client to learn the server's role again; done once now, that path is compiled and
             // warm before it runs while the application's writes wait.
             await route.RehearseAsync().ConfigureAwait(false);
+
+            // Before the instance counts (and reports itself) armed: the coordinator pauses writes as soon as every
+            // instance is, and compiling then would take the processor from the switch behind the pause.
+            await PrepareHandoffPathAsync().ConfigureAwait(false);
             Adopt(route);
             active.SetHandoffReady(true);
 
@@ -207,7 +211,6 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
 
             armed = route;
-            await PrepareHandoffPathAsync().ConfigureAwait(false);
             Log.Armed(Logger, side, route.Endpoint);
         }
         finally
