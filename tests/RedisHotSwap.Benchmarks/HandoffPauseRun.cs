@@ -113,6 +113,11 @@ internal static class HandoffPauseRun
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"longest command wait in 5 s of the same load without a cutover: {Longest(quietFrom, quietTo):0.0} ms"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"load: {writes:N0} acknowledged writes from 3 processes in {seconds:0.0} s ({writes / seconds:N0} writes/s, plus a read a round)"));
         Console.WriteLine($"errors {runs.Sum(r => r.Errors)}, violations {runs.Sum(r => r.Violations)}, acknowledged writes or counters missing on the final primary {missing}");
+        foreach (var line in runs.SelectMany(r => r.Output.Split('\n')).Where(l => l.StartsWith("error: ", StringComparison.Ordinal) || l.StartsWith("violation: ", StringComparison.Ordinal)).Take(10))
+        {
+            Console.WriteLine(line);
+        }
+
         return runs.Sum(r => r.Errors + r.Violations) + missing == 0 ? 0 : 1;
     }
 

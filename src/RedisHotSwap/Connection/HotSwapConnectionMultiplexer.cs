@@ -37,6 +37,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     private readonly CancellationTokenSource closing = new();
     private volatile HotSwapRoute active;
     private volatile HotSwapRoute? armed;
+    private Task? promotionProbe;
     private static int handoffPathPrepared;
 
     // Completed each time traffic moves: a command a demoted side refused is sent again as soon as that happens, not
@@ -310,6 +311,17 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             }
         }
 
+        // Sealed but not yet succeeded: the old primary refuses writes (NOREPLICAS) from the moment the coordinator seals
+        // it, while its pause does not hold them (Redis checks the replicas before the pause), until the armed side is
+        // promoted a few milliseconds later. The command did not run: it waits for traffic to move, or for the handoff
+        // to be called off (the instance disarmed, the seal lifted), and is then sent where traffic is.
+        if (ReferenceEquals(route, active) && exception is RedisServerException { Kind: RedisErrorKind.NoReplicas } && armed is not null
+            && await AwaitPromotionAsync(route).ConfigureAwait(false))
+        {
+            Telemetry.CommandRetried();
+            return true;
+        }
+
         if (ReferenceEquals(route, active))
         {
             return false;
@@ -317,6 +329,44 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
         Telemetry.CommandRetried();
         return true;
+    }
+
+    /// <summary>
+    /// Waits, within <see cref="RedisHotSwapOptions.DrainTimeout"/>, until traffic has left <paramref name="route"/> or
+    /// no handoff is armed any more; one attempt at a time asks the armed side whether it is the primary now. True
+    /// when the command may be sent again on whichever route is active then.
+    /// </summary>
+    private async Task<bool> AwaitPromotionAsync(HotSwapRoute route)
+    {
+        var until = time.GetTimestamp() + (long)(Options.DrainTimeout.TotalSeconds * time.TimestampFrequency);
+        while (ReferenceEquals(route, active) && armed is { } standby && time.GetTimestamp() < until)
+        {
+            var moved = Volatile.Read(ref trafficMoved).Task;
+            var attempt = Volatile.Read(ref promotionProbe);
+            if (attempt is null || attempt.IsCompleted)
+            {
+                attempt = ProbeAsync(standby.Side);
+                Volatile.Write(ref promotionProbe, attempt);
+            }
+
+            await Task.WhenAny(moved, attempt).ConfigureAwait(false);
+        }
+
+        return !ReferenceEquals(route, active) || armed is null;
+
+        async Task ProbeAsync(RedisSide side)
+        {
+            try
+            {
+                await SwitchToAsync(side, $"{route.Side} refused writes (NOREPLICAS): it was sealed by the handoff", CancellationToken.None, handoff: true).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
+            {
+                // Still a replica: asked again after a moment.
+            }
+
+            await Task.Delay(2).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

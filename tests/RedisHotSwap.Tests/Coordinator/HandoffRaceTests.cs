@@ -81,6 +81,67 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
         }
     }
 
+    // The coordinator seals the old primary (min-replicas-to-write above its replicas) behind the pause, then promotes
+    // the replica. Redis checks the replicas before the pause: a write arriving in between is refused (NOREPLICAS), not
+    // held. Proof that it did not run, so it waits for the promotion and runs there. Here the seal stands long (no
+    // pause, the promotion only once every writer has met it) to make that moment as wide as a test needs.
+    [Fact]
+    public async Task WritesThatMeetTheSealBeforeThePromotion_WaitAndRunOnTheNewPrimary()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: null));
+        var multiplexer = (HotSwapConnectionMultiplexer)app.Multiplexer;
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "masterauth", migration.Target.Password, "replica-read-only", "yes");
+        await migration.TargetDb.ExecuteAsync("CONFIG", "SET", "replica-read-only", "yes");
+        await multiplexer.ArmAsync(RedisSide.Target, epoch: 1, CancellationToken.None);
+        var db = app.Multiplexer.GetDatabase();
+
+        var errors = new ConcurrentQueue<Exception>();
+        var acknowledged = new long[8];
+        using var stop = new CancellationTokenSource();
+        var writers = Enumerable.Range(0, acknowledged.Length).Select(w => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await db.StringIncrementAsync($"sealed:{w}");
+                    acknowledged[w]++;
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    errors.Enqueue(ex);
+                }
+            }
+        })).ToArray();
+
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.All(a => a > 0)), "every writer to write");
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "2");
+        await Eventually.TrueAsync(async () => Refused(await migration.InfoAsync(migration.Source, "errorstats")) >= acknowledged.Length, "every writer to meet the seal");
+
+        await Eventually.TrueAsync(async () => Offset(await migration.SourceDb.ExecuteAsync("INFO", "replication"), "master_repl_offset") == Offset(await migration.TargetDb.ExecuteAsync("INFO", "replication"), "slave_repl_offset"), "the replica to catch up");
+        await migration.TargetDb.ExecuteAsync("REPLICAOF", "NO", "ONE");
+        await migration.SourceDb.ExecuteAsync("REPLICAOF", "127.0.0.1", migration.Target.Port);
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "0");
+        await Eventually.TrueAsync(() => Task.FromResult(app.Controller.ActiveSide == RedisSide.Target), "traffic to move to the promoted side");
+        var moved = acknowledged.Sum();
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Sum() > moved + 100), "writes to go on there");
+
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+        Assert.Empty(errors.Select(e => e.Message).Distinct());
+        await migration.TargetAdmin.ConfigureAsync();
+        for (var w = 0; w < acknowledged.Length; w++)
+        {
+            Assert.Equal(acknowledged[w], (long)await migration.TargetDb.StringGetAsync($"sealed:{w}"));
+        }
+    }
+
+    private static long Refused(string errorstats) =>
+        errorstats.Split('\n').FirstOrDefault(l => l.StartsWith("errorstat_NOREPLICAS:count=", StringComparison.Ordinal)) is { } line
+            ? long.Parse(line["errorstat_NOREPLICAS:count=".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture)
+            : 0;
+
     private static ConnectionMultiplexer Admin(Migration migration, Testing.RedisServerProcess server) =>
         server == migration.Source ? migration.SourceAdmin : migration.TargetAdmin;
 
