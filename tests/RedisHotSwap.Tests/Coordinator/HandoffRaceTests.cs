@@ -31,21 +31,7 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
         var errors = new ConcurrentQueue<Exception>();
         var acknowledged = new long[32];
         using var stop = new CancellationTokenSource();
-        var writers = Enumerable.Range(0, acknowledged.Length).Select(w => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    await db.StringIncrementAsync($"race:{w}");
-                    acknowledged[w]++;
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
-                {
-                    errors.Enqueue(ex);
-                }
-            }
-        })).ToArray();
+        var writers = Increment(db, "race", acknowledged, errors, stop.Token);
 
         var (primary, replica) = (migration.Source, migration.Target);
         for (var round = 0; round < rounds; round++)
@@ -99,21 +85,7 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
         var errors = new ConcurrentQueue<Exception>();
         var acknowledged = new long[8];
         using var stop = new CancellationTokenSource();
-        var writers = Enumerable.Range(0, acknowledged.Length).Select(w => Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    await db.StringIncrementAsync($"sealed:{w}");
-                    acknowledged[w]++;
-                }
-                catch (Exception ex) when (ex is RedisException or TimeoutException)
-                {
-                    errors.Enqueue(ex);
-                }
-            }
-        })).ToArray();
+        var writers = Increment(db, "sealed", acknowledged, errors, stop.Token);
 
         await Eventually.TrueAsync(() => Task.FromResult(acknowledged.All(a => a > 0)), "every writer to write");
         await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "2");
@@ -136,6 +108,24 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
             Assert.Equal(acknowledged[w], (long)await migration.TargetDb.StringGetAsync($"sealed:{w}"));
         }
     }
+
+    // One loop per counter, each incrementing its own key until stopped, counting what was acknowledged and what failed.
+    private static Task[] Increment(IDatabase db, string prefix, long[] acknowledged, ConcurrentQueue<Exception> errors, CancellationToken stop) =>
+        Enumerable.Range(0, acknowledged.Length).Select(w => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await db.StringIncrementAsync($"{prefix}:{w}");
+                    acknowledged[w]++;
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException)
+                {
+                    errors.Enqueue(ex);
+                }
+            }
+        })).ToArray();
 
     private static long Refused(string errorstats) =>
         errorstats.Split('\n').FirstOrDefault(l => l.StartsWith("errorstat_NOREPLICAS:count=", StringComparison.Ordinal)) is { } line
