@@ -314,10 +314,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         // Sealed but not yet succeeded: the old primary refuses writes (NOREPLICAS) from the moment the coordinator seals
         // it, while its pause does not hold them (Redis checks the replicas before the pause), until the armed side is
         // promoted a few milliseconds later. The command did not run: it waits for traffic to move, or for the handoff
-        // to be called off (the instance disarmed, the seal lifted), and is then sent where traffic is.
-        if (ReferenceEquals(route, active) && exception is RedisServerException { Kind: RedisErrorKind.NoReplicas } && armed is not null
-            && await AwaitPromotionAsync(route).ConfigureAwait(false))
+        // to be called off (the instance disarmed, the seal lifted), and is then sent where traffic is; past DrainTimeout
+        // too, since a handoff called off lifts the seal within its pause bound (should it still stand, that refusal surfaces).
+        if (ReferenceEquals(route, active) && exception is RedisServerException { Kind: RedisErrorKind.NoReplicas } && armed is not null)
         {
+            await AwaitPromotionAsync(route).ConfigureAwait(false);
             Telemetry.CommandRetried();
             return true;
         }
@@ -333,10 +334,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     /// <summary>
     /// Waits, within <see cref="RedisHotSwapOptions.DrainTimeout"/>, until traffic has left <paramref name="route"/> or
-    /// no handoff is armed any more; one attempt at a time asks the armed side whether it is the primary now. True
-    /// when the command may be sent again on whichever route is active then.
+    /// no handoff is armed any more; one attempt at a time asks the armed side whether it is the primary now. Then the
+    /// command (refused, so not run) is sent again on whichever route is active.
     /// </summary>
-    private async Task<bool> AwaitPromotionAsync(HotSwapRoute route)
+    private async Task AwaitPromotionAsync(HotSwapRoute route)
     {
         var until = time.GetTimestamp() + (long)(Options.DrainTimeout.TotalSeconds * time.TimestampFrequency);
         while (ReferenceEquals(route, active) && armed is { } standby && time.GetTimestamp() < until)
@@ -352,7 +353,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             await Task.WhenAny(moved, attempt).ConfigureAwait(false);
         }
 
-        return !ReferenceEquals(route, active) || armed is null;
+        // A switch that has taken the armed route (so none is armed any more) may not have moved traffic yet.
+        await switchGate.WaitAsync().ConfigureAwait(false);
+        switchGate.Release();
 
         async Task ProbeAsync(RedisSide side)
         {

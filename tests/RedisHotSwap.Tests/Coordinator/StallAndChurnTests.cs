@@ -163,7 +163,7 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
             var cutover = coordinator.CutoverAsync(stopCutover.Token);
             await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
             await instance.SetUseTargetAsync(true);
-            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.All(i => i.Side == RedisSide.Target), "the instance to report TARGET");
+            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Any(i => i.ProcessId == instance.ProcessId && i.Side == RedisSide.Target), "the instance to report TARGET");
             await monitor.AtLeastAsync(300);
             await stopCutover.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
@@ -212,7 +212,7 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
             var cutover = coordinator.CutoverAsync(stopCutover.Token);
             await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
             await instance.SetUseTargetAsync(true);
-            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.All(i => i.Side == RedisSide.Target), "the instance to report TARGET");
+            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Any(i => i.ProcessId == instance.ProcessId && i.Side == RedisSide.Target), "the instance to report TARGET");
             instance.Kill();
             await stopCutover.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
