@@ -158,16 +158,7 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
         await using var monitor = await TargetWrites.StartAsync(migration);
 
         // The window opens; the instance moves to TARGET and goes on there: new keys, and updates of keys it made on SOURCE.
-        using (var stopCutover = new CancellationTokenSource())
-        {
-            var cutover = coordinator.CutoverAsync(stopCutover.Token);
-            await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
-            await instance.SetUseTargetAsync(true);
-            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Any(i => i.ProcessId == instance.ProcessId && i.Side == RedisSide.Target), "the instance to report TARGET");
-            await monitor.AtLeastAsync(300);
-            await stopCutover.CancelAsync();
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
-        }
+        await OnTargetInTheWindowAsync(migration, coordinator, instance, id, () => monitor.AtLeastAsync(300));
 
         // Without the option: one line with the count so far, exit 2, nothing changed.
         var (exit, refused) = await CoordinatorCli.RunAsync(migration, id, "abort");
@@ -207,16 +198,11 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
         await using var instance = await ExternalInstance.StartAsync(InstanceSettings(migration, id), load: "consistency");
         await using var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o => o.ExpectedInstances = 2); // the cutover waits until stopped
         await coordinator.ReplicateAsync();
-        using (var stopCutover = new CancellationTokenSource())
+        await OnTargetInTheWindowAsync(migration, coordinator, instance, id, () =>
         {
-            var cutover = coordinator.CutoverAsync(stopCutover.Token);
-            await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
-            await instance.SetUseTargetAsync(true);
-            await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Any(i => i.ProcessId == instance.ProcessId && i.Side == RedisSide.Target), "the instance to report TARGET");
             instance.Kill();
-            await stopCutover.CancelAsync();
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
-        }
+            return Task.CompletedTask;
+        });
 
         await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Count == 0, "the killed instance's report to expire");
         var (exit, refused) = await CoordinatorCli.RunAsync(migration, id, "abort");
@@ -231,6 +217,20 @@ public sealed class StallAndChurnTests(ITestOutputHelper output)
         await using var aborting = await CoordinatorCli.ObserverAsync(migration, id, o => o.DiscardTargetWrites = true);
         await aborting.AbortAsync();
         Assert.Equal(MigrationPhase.Aborted, (await coordinator.StatusAsync()).Phase);
+    }
+
+    // Opens the writable window (the cutover runs until stopped), flips the instance, and once it reports TARGET runs
+    // what the test does there; then stops the cutover.
+    private static async Task OnTargetInTheWindowAsync(Migration migration, MigrationCoordinator coordinator, ExternalInstance instance, string id, Func<Task> there)
+    {
+        using var stopCutover = new CancellationTokenSource();
+        var cutover = coordinator.CutoverAsync(stopCutover.Token);
+        await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Cutover);
+        await instance.SetUseTargetAsync(true);
+        await Eventually.TrueAsync(async () => (await coordinator.StatusAsync()).Instances.Any(i => i.ProcessId == instance.ProcessId && i.Side == RedisSide.Target), "the instance to report TARGET");
+        await there();
+        await stopCutover.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cutover);
     }
 
     private static Dictionary<string, string?> InstanceSettings(Migration migration, string id, bool useTarget = false)
