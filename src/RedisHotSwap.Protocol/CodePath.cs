@@ -36,6 +36,83 @@ internal static class CodePath
         }
     }
 
+    /// <summary>
+    /// Compiles the copies of <paramref name="container"/>'s generic methods with one type parameter (and of their
+    /// lambdas and async state machines) for each of <paramref name="results"/>: a copy over a struct (a command's
+    /// <c>bool</c>, <c>long</c> or <c>RedisValue</c>) is compiled apart from every other, the first time it runs.
+    /// </summary>
+    public static void PrepareFor(Type container, IEnumerable<Type> results)
+    {
+        var outer = container.IsGenericType ? container.GetGenericArguments() : Type.EmptyTypes;
+        var methods = container.GetMethods(Declared).Where(m => m.IsGenericMethodDefinition && m.GetGenericArguments().Length == 1).ToArray();
+        var nested = container.GetNestedTypes(Declared).Where(n => n.IsGenericTypeDefinition && n.GetGenericArguments().Length == outer.Length + 1).ToArray();
+        foreach (var result in results)
+        {
+            foreach (var method in methods)
+            {
+                CompileGeneric(method, [result]);
+            }
+
+            foreach (var type in nested)
+            {
+                try
+                {
+                    Prepare(type.MakeGenericType([.. outer, result]));
+                }
+                catch (ArgumentException)
+                {
+                    // A constraint this result does not meet: no such copy runs.
+                }
+            }
+        }
+    }
+
+    /// <summary>Compiles <paramref name="definition"/> (a generic type of one parameter) over each of <paramref name="arguments"/>; nothing when it is null.</summary>
+    public static void PrepareInstances(Type? definition, IEnumerable<Type> arguments)
+    {
+        if (definition is null)
+        {
+            return;
+        }
+
+        foreach (var argument in arguments)
+        {
+            try
+            {
+                Prepare(definition.MakeGenericType(argument));
+            }
+            catch (ArgumentException)
+            {
+                // A constraint this argument does not meet.
+            }
+        }
+    }
+
+    /// <summary>Compiles the methods of <paramref name="container"/> and of its nested types whose names <paramref name="include"/> accepts.</summary>
+    public static void PrepareNested(Type container, Func<string, bool> include)
+    {
+        foreach (var nested in container.GetNestedTypes(Declared).Where(n => include(n.Name)))
+        {
+            Prepare(nested);
+        }
+    }
+
+    /// <summary>Compiles the named methods of <paramref name="type"/> (another library's, say), generic ones over <paramref name="arguments"/>.</summary>
+    public static void PrepareMethods(Type? type, string[] names, params Type[] arguments)
+    {
+        foreach (var method in type?.GetMethods(Declared).Where(m => names.Contains(m.Name)) ?? [])
+        {
+            if (!method.IsGenericMethodDefinition)
+            {
+                Compile(method);
+            }
+            else if (method.GetGenericArguments().Length == arguments.Length)
+            {
+                CompileGeneric(method, arguments);
+            }
+        }
+    }
+
     private static void Prepare(Type type)
     {
         if (type.ContainsGenericParameters || !Prepared.TryAdd(type, true))

@@ -118,6 +118,14 @@ internal static class HandoffPauseRun
             Console.WriteLine(line);
         }
 
+        if (trace)
+        {
+            foreach (var run in runs)
+            {
+                Console.WriteLine(run.Output[run.Output.IndexOf("SDK log", StringComparison.Ordinal)..]);
+            }
+        }
+
         return runs.Sum(r => r.Errors + r.Violations) + missing == 0 ? 0 : 1;
     }
 

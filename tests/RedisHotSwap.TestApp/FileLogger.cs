@@ -21,7 +21,7 @@ internal sealed class FileLoggerProvider(string path) : ILoggerProvider
 
     private void Write(LogLevel level, string message, Exception? exception)
     {
-        var line = string.Create(CultureInfo.InvariantCulture, $"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {level} {message}{(exception is null ? string.Empty : $" ({exception.GetType().Name}: {exception.Message})")}");
+        var line = string.Create(CultureInfo.InvariantCulture, $"{DateTimeOffset.UtcNow:HH:mm:ss.ffffff} {level} {message}{(exception is null ? string.Empty : $" ({exception.GetType().Name}: {exception.Message})")}");
         lock (writer)
         {
             writer.WriteLine(line);

@@ -224,8 +224,9 @@ public sealed partial class MigrationCoordinator
         var outcome = await PromoteBehindFenceAsync(fence, settings, primary, replica, state.SuccessorRunId!, cancellationToken).ConfigureAwait(false);
         if (outcome == Promotion.NotPromoted)
         {
+            await CallOffAsync(primary, replica, from, to).ConfigureAwait(false);
             throw await HaltAsync(state, primary, fence.Problem!,
-                $"Nothing was promoted: {Upper(from)}'s settings are back as they were, its writes resumed there (held {fence.Held.TotalMilliseconds:N1} ms), and every instance stays on it.",
+                $"Nothing was promoted: {Upper(from)}'s settings are back as they were, its writes resumed there (held {fence.Held.TotalMilliseconds:N1} ms), and every instance stays on it (disarmed: the next run arms them again).",
                 "Check the replication link and lag ('status'), then run the same command again (a larger --max-pause allows a longer hold).").ConfigureAwait(false);
         }
 
@@ -239,6 +240,21 @@ public sealed partial class MigrationCoordinator
         }
 
         return (state, promotedAt);
+    }
+
+    // Writes that met the seal wait, on each armed instance, for the promotion or for the handoff to be called off:
+    // disarmed, the instances send them again where they are (the seal is lifted by now). Without this they would wait
+    // out DrainTimeout. Nothing depends on it for safety: an instance that misses it still waits only that long.
+    private async Task CallOffAsync(RedisNode primary, RedisNode replica, RedisSide from, RedisSide to)
+    {
+        try
+        {
+            await IssueDirectiveAsync(primary, from, $"the handoff to {Upper(to)} was called off", alsoAnnounceOn: replica).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException or MigrationHaltedException)
+        {
+            // The halt says what was left (a lost lease: another coordinator's turn); the instances' bound holds.
+        }
     }
 
     private enum Promotion
@@ -267,7 +283,8 @@ public sealed partial class MigrationCoordinator
             }
 
             // Whatever entered the stream before the seal (a write past a lapsed pause, a replication PING) must reach
-            // the replica too; nothing enters it after.
+            // the replica too; nothing enters it after. Sealed only now: until the replica has shown it keeps up, a
+            // held write waits behind the pause (and goes on on its own if the pause lapses), not refused.
             sealedOff = true;
             var sealedAt = await fence.SealAsync().ConfigureAwait(false);
             if (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
@@ -275,8 +292,10 @@ public sealed partial class MigrationCoordinator
                 return outcome;
             }
 
+            // Pipelined behind the promotion: the role and the run id, in one answer, of the server that answered
+            // (not one restarted since).
             var promote = replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE");
-            var answered = replica.InfoAsync("server"); // pipelined: the server that answered (not one restarted since)
+            var answered = replica.InfoAsync("default");
             Exception? lost = null;
             try
             {
@@ -348,28 +367,24 @@ public sealed partial class MigrationCoordinator
         }
     }
 
-    // What the successor answers of its role (true for a primary) and its run id, each null when it cannot be asked.
-    private static async Task<(bool? IsPrimary, string? RunId)> SuccessorAsync(RedisNode node, Task<ServerInfo> server)
+    // What the successor answers of its role (true for a primary) and its run id, each null when it cannot be asked:
+    // both from one answer (the one pipelined behind the promotion, or asked again when that was lost), so that they
+    // never come from two processes.
+    private static async Task<(bool? IsPrimary, string? RunId)> SuccessorAsync(RedisNode node, Task<ServerInfo> answered)
     {
-        string? runId = null;
-        try
-        {
-            runId = (await server.ConfigureAwait(false)).RunId;
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            // asked again below
-        }
+        var info = await AnsweredAsync(answered).ConfigureAwait(false) ?? await AnsweredAsync(node.InfoAsync("default")).ConfigureAwait(false);
+        return (info is null ? null : !info.IsReplica, info?.RunId);
 
-        try
+        static async Task<ServerInfo?> AnsweredAsync(Task<ServerInfo> info)
         {
-            var replication = node.InfoAsync("replication");
-            runId ??= (await node.InfoAsync("server").ConfigureAwait(false)).RunId;
-            return (!(await replication.ConfigureAwait(false)).IsReplica, runId);
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            return (null, runId);
+            try
+            {
+                return await info.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+            {
+                return null;
+            }
         }
     }
 

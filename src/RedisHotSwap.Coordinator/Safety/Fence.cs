@@ -83,22 +83,31 @@ internal sealed class Fence(RedisNode fenced)
 
     /// <summary>
     /// Waits until <paramref name="successor"/> has processed the fenced side's stream up to <paramref name="offset"/>,
-    /// within <paramref name="bound"/> of <see cref="Start"/>.
+    /// within <paramref name="bound"/> of <see cref="Start"/>; a successor that does not answer meanwhile (stalled, its
+    /// link down) fails it at the bound too, not after the client's command timeout, while writes wait.
     /// </summary>
     public async Task<bool> CaughtUpAsync(RedisNode successor, long offset, TimeSpan bound, CancellationToken cancellationToken)
     {
-        while ((await successor.InfoAsync("replication").ConfigureAwait(false)).ReplicaOffset < offset)
+        try
         {
-            if (Held > bound)
+            do
             {
-                Fail($"{successor.Name} did not take the last of {fenced.Name}'s stream within {bound.TotalMilliseconds:N0} ms.");
-                return false;
+                var left = bound - Held;
+                var info = await successor.InfoAsync("replication").WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                if (info.ReplicaOffset >= offset)
+                {
+                    return true;
+                }
             }
-
-            cancellationToken.ThrowIfCancellationRequested();
+            while (Held <= bound);
+        }
+        catch (TimeoutException)
+        {
+            // No answer within the bound.
         }
 
-        return true;
+        Fail($"{successor.Name} did not take the last of {fenced.Name}'s stream within {bound.TotalMilliseconds:N0} ms.");
+        return false;
     }
 
     /// <summary>Whether the fence bites now, read back from the server: it requires <paramref name="required"/> replicas and counts fewer good ones.</summary>

@@ -186,14 +186,22 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             var route = await HotSwapRoute.ConnectAsync(side, Options, Logger, Identity.ClientName, starting: false, cancellationToken, standby: true)
                 .ConfigureAwait(false);
             await WarmAsync(route).ConfigureAwait(false);
+            try
+            {
+                // The handoff asks the client to learn the server's role again; done once now, that path is compiled and
+                // warm before it runs while the application's writes wait.
+                await route.RehearseAsync().ConfigureAwait(false);
 
-            // The handoff asks the client to learn the server's role again; done once now, that path is compiled and
-            // warm before it runs while the application's writes wait.
-            await route.RehearseAsync().ConfigureAwait(false);
+                // Before the instance counts (and reports itself) armed: the coordinator pauses writes as soon as every
+                // instance is, and compiling then would take the processor from the switch behind the pause.
+                await PrepareHandoffPathAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                await route.DisposeAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+                throw;
+            }
 
-            // Before the instance counts (and reports itself) armed: the coordinator pauses writes as soon as every
-            // instance is, and compiling then would take the processor from the switch behind the pause.
-            await PrepareHandoffPathAsync().ConfigureAwait(false);
             Adopt(route);
             active.SetHandoffReady(true);
 
@@ -239,6 +247,33 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             typeof(Triggers.SwitchTrigger), typeof(Triggers.Routing), typeof(Instances.InstanceReporter),
             typeof(Telemetry.HotSwapTelemetry), typeof(Telemetry.Log), typeof(RedisSwitchedEventArgs));
 
+        // What a refused command runs, copied per kind of result: a struct result (bool, long, RedisValue) has code
+        // of its own in the replay, in the forwarder's lambda and in the client's result box; and each command's own
+        // lambda that sends it again.
+        var results = CommandResults.Value;
+        CodePath.PrepareFor(typeof(Replay), results);
+        CodePath.PrepareFor(typeof(Forwarding.Forwarder<IDatabase>), results);
+        CodePath.PrepareInstances(typeof(TaskCompletionSource<>), results);
+        CodePath.PrepareInstances(typeof(IDatabase).Assembly.GetType("StackExchange.Redis.TaskResultBox`1"), results);
+        CodePath.PrepareNested(typeof(SwappableDatabase), name => name.StartsWith("<>c__DisplayClass", StringComparison.Ordinal));
+
+        // The client's path for an error answer (its event), and the instruments and log events a switch records.
+        CodePath.Prepare(typeof(RedisErrorEventArgs), typeof(Counter<long>), typeof(Histogram<double>), typeof(Instrument<long>), typeof(Instrument<double>), typeof(Instrument));
+        CodePath.PrepareMethods(typeof(ConnectionMultiplexer), ["OnErrorMessage", "TryCompleteHandler"], typeof(RedisErrorEventArgs));
+        LogRehearsal.Run(typeof(Log));
+
+        // ROLE and the client's handshake answered by a primary (the standby's rehearsal met a replica, and the client
+        // takes other paths for a primary): the active side is one.
+        try
+        {
+            await active.SaysPrimaryAsync().ConfigureAwait(false);
+            await active.Multiplexer.ConfigureAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Asked again, for real, at the handoff.
+        }
+
         // The first exception a process dispatches through an await is slow (the runtime loads its machinery then).
         try
         {
@@ -257,6 +292,18 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             throw new RedisServerException(RedisErrorKind.ReadOnly, CommandFlags.None, "READONLY (prepared ahead of a handoff)");
         }
     }
+
+    // Every struct a command's task can carry (and one reference type, for the code all of them share).
+    private static readonly Lazy<Type[]> CommandResults = new(() =>
+    [
+        .. typeof(IDatabaseAsync).GetMethods().Concat(typeof(IDatabaseAsync).GetInterfaces().SelectMany(i => i.GetMethods()))
+            .Select(m => m.ReturnType)
+            .Where(t => t.IsGenericType && t.GetGenericTypeDefinition() == typeof(Task<>))
+            .Select(t => t.GetGenericArguments()[0])
+            .Where(t => t.IsValueType)
+            .Append(typeof(object))
+            .Distinct(),
+    ]);
 
     /// <summary>Closes the warm connection held for a handoff, if any.</summary>
     internal async Task DisarmAsync()
@@ -279,8 +326,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     /// </summary>
     internal async ValueTask<bool> CanResendAsync(Exception exception, HotSwapRoute route)
     {
-        // NOREPLICAS: the fence bites, the old primary's successor has left it; the armed side takes traffic only if it is now a primary.
-        if (ReferenceEquals(route, active) && (Replay.IsDemoted(exception) || exception is RedisServerException { Kind: RedisErrorKind.NoReplicas }))
+        // Demoted: the armed side was promoted first, so it takes traffic now (NOREPLICAS, the seal, comes before the
+        // promotion: waited out below).
+        if (ReferenceEquals(route, active) && Replay.IsDemoted(exception))
         {
             try
             {
@@ -299,10 +347,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 }
                 else
                 {
-                    // A switch under way (the coordinator's directive, say) may have taken the armed route already and
-                    // not yet moved traffic: its outcome decides.
-                    await switchGate.WaitAsync().ConfigureAwait(false);
-                    switchGate.Release();
+                    await SwitchUnderWayAsync().ConfigureAwait(false);
                 }
             }
             catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
@@ -316,11 +361,16 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         // promoted a few milliseconds later. The command did not run: it waits for traffic to move, or for the handoff
         // to be called off (the instance disarmed, the seal lifted), and is then sent where traffic is; past DrainTimeout
         // too, since a handoff called off lifts the seal within its pause bound (should it still stand, that refusal surfaces).
-        if (ReferenceEquals(route, active) && exception is RedisServerException { Kind: RedisErrorKind.NoReplicas } && armed is not null)
+        if (ReferenceEquals(route, active) && exception is RedisServerException { Kind: RedisErrorKind.NoReplicas })
         {
-            await AwaitPromotionAsync(route).ConfigureAwait(false);
-            Telemetry.CommandRetried();
-            return true;
+            if (armed is not null)
+            {
+                await AwaitPromotionAsync(route).ConfigureAwait(false);
+                Telemetry.CommandRetried();
+                return true;
+            }
+
+            await SwitchUnderWayAsync().ConfigureAwait(false);
         }
 
         if (ReferenceEquals(route, active))
@@ -332,9 +382,17 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         return true;
     }
 
+    // A switch under way (the coordinator's directive, say) may have taken the armed route already, so that none is
+    // armed any more, and not yet moved traffic: its outcome decides.
+    private async Task SwitchUnderWayAsync()
+    {
+        await switchGate.WaitAsync().ConfigureAwait(false);
+        switchGate.Release();
+    }
+
     /// <summary>
     /// Waits, within <see cref="RedisHotSwapOptions.DrainTimeout"/>, until traffic has left <paramref name="route"/> or
-    /// no handoff is armed any more; one attempt at a time asks the armed side whether it is the primary now. Then the
+    /// no handoff is armed any more; one attempt at a time (a ROLE round trip, then a millisecond's rest) asks the armed side whether it is the primary now. Then the
     /// command (refused, so not run) is sent again on whichever route is active.
     /// </summary>
     private async Task AwaitPromotionAsync(HotSwapRoute route)
@@ -353,9 +411,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             await Task.WhenAny(moved, attempt).ConfigureAwait(false);
         }
 
-        // A switch that has taken the armed route (so none is armed any more) may not have moved traffic yet.
-        await switchGate.WaitAsync().ConfigureAwait(false);
-        switchGate.Release();
+        await SwitchUnderWayAsync().ConfigureAwait(false);
 
         async Task ProbeAsync(RedisSide side)
         {
@@ -368,7 +424,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 // Still a replica: asked again after a moment.
             }
 
-            await Task.Delay(2).ConfigureAwait(false);
+            await Task.Delay(1).ConfigureAwait(false);
         }
     }
 

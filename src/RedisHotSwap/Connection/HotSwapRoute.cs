@@ -23,6 +23,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool standby;
     private volatile bool handoffReady;
     private volatile bool disconnected;
+    private bool roleUnavailable;
     private volatile Copy.WriteTracker? tracker;
     private Copy.WindowWrites? windowWrites;
     private readonly Dictionary<System.Net.EndPoint, IServer> servers;
@@ -245,11 +246,50 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// Runs what <see cref="ActivateAsync"/> runs, ahead of the handoff and without taking traffic: the client asks the
     /// server's role again. Its first run in a process is slow; the handoff's is then not.
     /// </summary>
-    public Task RehearseAsync() => AnswersAsPrimaryAsync();
+    public async Task RehearseAsync()
+    {
+        await SaysPrimaryAsync().ConfigureAwait(false);
+        await HandshakeSaysPrimaryAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Asked every few milliseconds while a sealed primary refuses writes: <c>ROLE</c>, one light round trip, says
+    /// whether the promotion happened; only then is the client's handshake (several commands, a lock) worth running.
+    /// True where <c>ROLE</c> cannot tell (several servers, or an ACL user without it): the handshake then decides.
+    /// </summary>
+    public async Task<bool> SaysPrimaryAsync()
+    {
+        if (Volatile.Read(ref roleUnavailable) || Multiplexer.GetServers() is not [{ IsConnected: true } server])
+        {
+            return true;
+        }
+
+        try
+        {
+            return (await server.RoleAsync().ConfigureAwait(false)) is Role.Master;
+        }
+        catch (RedisCommandException)
+        {
+            Volatile.Write(ref roleUnavailable, true); // taken out of the client's command map
+            return true;
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOPERM", StringComparison.Ordinal) || ex.Message.Contains("unknown command", StringComparison.OrdinalIgnoreCase))
+        {
+            Volatile.Write(ref roleUnavailable, true); // the ACL user may not run it, or it was renamed away
+            return true;
+        }
+        catch (RedisServerException)
+        {
+            return true; // busy or loading, say: the handshake decides this time
+        }
+    }
 
     // The client learned the role when it connected: make it ask again (one handshake, which also tells whether the
     // server is a primary now), or it refuses every write.
-    private async Task<bool> AnswersAsPrimaryAsync()
+    private async Task<bool> AnswersAsPrimaryAsync() =>
+        await SaysPrimaryAsync().ConfigureAwait(false) && await HandshakeSaysPrimaryAsync().ConfigureAwait(false);
+
+    private async Task<bool> HandshakeSaysPrimaryAsync()
     {
         await Multiplexer.ConfigureAsync().ConfigureAwait(false);
         var connected = Multiplexer.GetServers().Where(s => s.IsConnected).ToArray();

@@ -1,3 +1,4 @@
+using RedisHotSwap.Connection;
 using RedisHotSwap.Coordinator;
 using RedisHotSwap.Protocol;
 using RedisHotSwap.Testing;
@@ -118,6 +119,15 @@ public sealed class HandoffSafetyTests
         Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
         Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
         Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value); // the fence is undone
+        // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
+        try
+        {
+            await Eventually.TrueAsync(() => Task.FromResult(((HotSwapConnectionMultiplexer)app.Multiplexer).ArmedSide is null), "the instance to be disarmed");
+        }
+        catch (TimeoutException)
+        {
+            throw new InvalidOperationException(string.Join("\n", app.Logs.GetSnapshot().Select(r => $"{r.Timestamp:HH:mm:ss.fff} {r.Level} {r.Message}")));
+        }
         await load.MoreAsync(500); // and the pause lifted: writes go on, on SOURCE
         Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
 
