@@ -82,6 +82,34 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         }
     }
 
+    // A key over --big-key-bytes is never dumped whole: it is read in chunks with its type's commands into a temporary
+    // key and renamed into place, with its time to live; nothing temporary is left behind.
+    [Fact]
+    public async Task Migrate_KeysOverTheBigKeyThreshold_CopiedInChunksWithTheirValuesAndTtls()
+    {
+        const string id = "copy-big";
+        await using var migration = await Migration.StartAsync();
+        var db = migration.SourceDb;
+        const int n = 3_000;
+        await db.StringSetAsync("big:string", new string('x', 200_000), TimeSpan.FromMinutes(10));
+        await db.HashSetAsync("big:hash", [.. Enumerable.Range(0, n).Select(i => new HashEntry($"field-{i}", $"value-{i}"))]);
+        await db.KeyExpireAsync("big:hash", TimeSpan.FromMinutes(5));
+        await db.SetAddAsync("big:set", [.. Enumerable.Range(0, n).Select(i => (RedisValue)$"member-{i}")]);
+        await db.SortedSetAddAsync("big:zset", [.. Enumerable.Range(0, n).Select(i => new SortedSetEntry($"member-{i}", i))]);
+        await db.ListRightPushAsync("big:list", [.. Enumerable.Range(0, n).Select(i => (RedisValue)$"item-{i}")]);
+        await Task.WhenAll(Enumerable.Range(0, n).Select(i => db.StreamAddAsync("big:stream", "field", $"entry-{i}")));
+        RedisKey[] big = ["big:string", "big:hash", "big:set", "big:zset", "big:list", "big:stream"];
+        var small = await TypedData.SeedAsync(db, "small", 300);
+
+        var (exit, said) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy", "--expect-instances", "0", "--big-key-bytes", "16384", UnlistedClients);
+        output.WriteLine(said);
+        Assert.True(exit == 0, said);
+        var chunked = System.Text.RegularExpressions.Regex.Matches(said, @"([\d,]+) in chunks").Select(m => long.Parse(m.Groups[1].Value.Replace(",", string.Empty, StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture)).LastOrDefault();
+        Assert.True(chunked >= big.Length, $"{chunked} keys copied in chunks, {big.Length} expected at least: {said}");
+        Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, [.. big, .. small]));
+        Assert.Empty(await migration.TargetAdmin.GetServer(migration.Target.Endpoint).KeysAsync(0, "*copying*").ToArrayAsync()); // no temporary key left
+    }
+
     [Fact]
     public async Task Migrate_KilledDuringBackfill_ResumesFromItsCursorAndLosesNothing()
     {
