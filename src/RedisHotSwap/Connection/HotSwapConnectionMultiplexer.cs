@@ -392,8 +392,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
 
     /// <summary>
     /// Waits, within <see cref="RedisHotSwapOptions.DrainTimeout"/>, until traffic has left <paramref name="route"/> or
-    /// no handoff is armed any more; one attempt at a time (a ROLE round trip, then a millisecond's rest) asks the armed side whether it is the primary now. Then the
-    /// command (refused, so not run) is sent again on whichever route is active.
+    /// no handoff is armed any more; one attempt at a time (a ROLE round trip, then a millisecond's rest) asks the
+    /// armed side whether it is the primary now. Then the command (refused, so not run) is sent again on whichever
+    /// route is active.
     /// </summary>
     private async Task AwaitPromotionAsync(HotSwapRoute route)
     {
