@@ -286,8 +286,8 @@ public sealed partial class MigrationCoordinator
             // the replica too; nothing enters it after. Sealed only now: until the replica has shown it keeps up, a
             // held write waits behind the pause (and goes on on its own if the pause lapses), not refused.
             sealedOff = true;
-            var sealedAt = await fence.SealAsync().ConfigureAwait(false);
-            if (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
+            if (await fence.SealAsync().ConfigureAwait(false) is not { } sealedAt
+                || (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, options.MaxPause / 2, cancellationToken).ConfigureAwait(false)))
             {
                 return outcome;
             }

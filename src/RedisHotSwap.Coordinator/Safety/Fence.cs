@@ -70,15 +70,23 @@ internal sealed class Fence(RedisNode fenced)
 
     /// <summary>
     /// Seals the fenced side: from now on it refuses every write (it requires one replica more than it has), whatever
-    /// becomes of the pause. Returns its replication offset as the seal took effect: nothing enters the stream after.
+    /// becomes of the pause. Returns its replication offset as the seal took effect: nothing enters the stream after;
+    /// null when the seal does not bite (a replica that connected since it was prepared makes up the count).
     /// </summary>
-    public async Task<long> SealAsync()
+    public async Task<long?> SealAsync()
     {
-        var seal = fenced.ConfigSetAuditedAsync(MinReplicas, sealValue ?? throw new InvalidOperationException("Prepare the seal first."),
-            "seal: refuse every write from now on, whatever becomes of the pause");
-        var info = fenced.InfoAsync("replication"); // pipelined behind the seal: the offset as it took effect
+        var required = sealValue ?? throw new InvalidOperationException("Prepare the seal first.");
+        var seal = fenced.ConfigSetAuditedAsync(MinReplicas, required, "seal: refuse every write from now on, whatever becomes of the pause");
+        var info = fenced.InfoAsync("replication"); // pipelined behind the seal: the offset as it took effect, and whether it bites
         await seal.ConfigureAwait(false);
-        return (await info.ConfigureAwait(false)).MasterOffset;
+        var sealedAt = await info.ConfigureAwait(false);
+        if (sealedAt.GoodReplicas >= int.Parse(required, CultureInfo.InvariantCulture))
+        {
+            Fail($"{fenced.Name}'s seal does not bite: {sealedAt.GoodReplicas} replicas count toward min-replicas-to-write {required} (one connected while the handoff began).");
+            return null;
+        }
+
+        return sealedAt.MasterOffset;
     }
 
     /// <summary>

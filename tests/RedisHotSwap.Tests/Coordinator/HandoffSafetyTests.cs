@@ -119,15 +119,7 @@ public sealed class HandoffSafetyTests
         Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
         Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
         Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value); // the fence is undone
-        // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
-        try
-        {
-            await Eventually.TrueAsync(() => Task.FromResult(((HotSwapConnectionMultiplexer)app.Multiplexer).ArmedSide is null), "the instance to be disarmed");
-        }
-        catch (TimeoutException)
-        {
-            throw new InvalidOperationException(string.Join("\n", app.Logs.GetSnapshot().Select(r => $"{r.Timestamp:HH:mm:ss.fff} {r.Level} {r.Message}")));
-        }
+        await DisarmedAsync(app);
         await load.MoreAsync(500); // and the pause lifted: writes go on, on SOURCE
         Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
 
@@ -137,6 +129,67 @@ public sealed class HandoffSafetyTests
         await load.StopAsync();
         Assert.Empty(load.Errors);
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
+    }
+
+    // The seal requires one replica more than SOURCE had when the handoff began; a replica that connects meanwhile makes
+    // up the count, and the seal would not bite should the pause lapse. It is read back as it takes effect: then
+    // nothing is promoted.
+    [Fact]
+    public async Task Handoff_AReplicaConnectingDuringThePause_SealReadBackPromotesNothingAndPutsEverythingBack()
+    {
+        const string id = "unsealed";
+        await using var migration = await Migration.StartAsync();
+        await using var extra = await RedisServerProcess.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        await using var load = new WriteLoad(app.Multiplexer.GetDatabase(), "unsealed", writers: 4);
+        await using var extraAdmin = await ConnectionMultiplexer.ConnectAsync(extra.ConfigurationString + ",allowAdmin=true");
+        await extraAdmin.GetDatabase().ExecuteAsync("CONFIG", "SET", "masterauth", migration.Source.Password);
+
+        // While SOURCE's writes are held, a second replica connects and comes online.
+        var joined = 0;
+        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            o.ExpectedInstances = 1;
+            o.MaxPause = TimeSpan.FromSeconds(20);
+            o.Audit = line =>
+            {
+                if (line.Contains("CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Exchange(ref joined, 1) == 0)
+                {
+                    extraAdmin.GetDatabase().Execute("REPLICAOF", "127.0.0.1", migration.Source.Port);
+                    Eventually.TrueAsync(async () => (await migration.InfoAsync(migration.Source, "replication")).Split('\n').Count(l => l.StartsWith("slave", StringComparison.Ordinal) && l.Contains("state=online", StringComparison.Ordinal)) == 2,
+                        "the second replica to come online").GetAwaiter().GetResult();
+                }
+            };
+        }))
+        {
+            var halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
+            Assert.Contains("seal does not bite", halted.Message);
+            Assert.Contains("Nothing was promoted", halted.StateLeft);
+        }
+
+        Assert.Equal(1, joined);
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value);
+        await DisarmedAsync(app);
+        await load.MoreAsync(500);
+        await load.StopAsync();
+        Assert.Empty(load.Errors);
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
+    }
+
+    // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
+    private static async Task DisarmedAsync(HotSwapApp app)
+    {
+        try
+        {
+            await Eventually.TrueAsync(() => Task.FromResult(((HotSwapConnectionMultiplexer)app.Multiplexer).ArmedSide is null), "the instance to be disarmed");
+        }
+        catch (TimeoutException)
+        {
+            throw new InvalidOperationException(string.Join("\n", app.Logs.GetSnapshot().Select(r => $"{r.Timestamp:HH:mm:ss.fff} {r.Level} {r.Message}")));
+        }
     }
 
     [Fact]
