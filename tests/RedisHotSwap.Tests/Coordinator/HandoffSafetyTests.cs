@@ -91,17 +91,10 @@ public sealed class HandoffSafetyTests
 
         // TARGET freezes the moment SOURCE's writes are held: it cannot take the last of the stream in time.
         var frozen = 0;
-        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        await using (var coordinator = await OnThePauseAsync(migration, id, TimeSpan.FromMilliseconds(40), () =>
         {
-            o.ExpectedInstances = 1;
-            o.MaxPause = TimeSpan.FromMilliseconds(40);
-            o.Audit = line =>
-            {
-                if (line.Contains("CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Exchange(ref frozen, 1) == 0)
-                {
-                    migration.Target.SuspendAsync().GetAwaiter().GetResult();
-                }
-            };
+            frozen++;
+            migration.Target.SuspendAsync().GetAwaiter().GetResult();
         }))
         {
             try
@@ -147,19 +140,12 @@ public sealed class HandoffSafetyTests
 
         // While SOURCE's writes are held, a second replica connects and comes online.
         var joined = 0;
-        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        await using (var coordinator = await OnThePauseAsync(migration, id, TimeSpan.FromSeconds(20), () =>
         {
-            o.ExpectedInstances = 1;
-            o.MaxPause = TimeSpan.FromSeconds(20);
-            o.Audit = line =>
-            {
-                if (line.Contains("CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Exchange(ref joined, 1) == 0)
-                {
-                    extraAdmin.GetDatabase().Execute("REPLICAOF", "127.0.0.1", migration.Source.Port);
-                    Eventually.TrueAsync(async () => (await migration.InfoAsync(migration.Source, "replication")).Split('\n').Count(l => l.StartsWith("slave", StringComparison.Ordinal) && l.Contains("state=online", StringComparison.Ordinal)) == 2,
-                        "the second replica to come online").GetAwaiter().GetResult();
-                }
-            };
+            joined++;
+            extraAdmin.GetDatabase().Execute("REPLICAOF", "127.0.0.1", migration.Source.Port);
+            Eventually.TrueAsync(async () => (await migration.InfoAsync(migration.Source, "replication")).Split('\n').Count(l => l.StartsWith("slave", StringComparison.Ordinal) && l.Contains("state=online", StringComparison.Ordinal)) == 2,
+                "the second replica to come online").GetAwaiter().GetResult();
         }))
         {
             var halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
@@ -177,6 +163,24 @@ public sealed class HandoffSafetyTests
         Assert.Empty(load.Errors);
         Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
+    }
+
+    // A coordinator for one instance, writes held for at most maxPause; onPause runs once, as the first pause takes effect.
+    private static Task<MigrationCoordinator> OnThePauseAsync(Migration migration, string id, TimeSpan maxPause, Action onPause)
+    {
+        var paused = 0;
+        return CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            o.ExpectedInstances = 1;
+            o.MaxPause = maxPause;
+            o.Audit = line =>
+            {
+                if (line.Contains("CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Exchange(ref paused, 1) == 0)
+                {
+                    onPause();
+                }
+            };
+        });
     }
 
     // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
