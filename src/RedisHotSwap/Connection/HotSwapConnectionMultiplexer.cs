@@ -458,7 +458,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
             }
 
-            var next = await TakeArmedAsync(side, configuration).ConfigureAwait(false);
+            var next = await TakeArmedAsync(side, configuration, sameProcess: handoff).ConfigureAwait(false);
             var adopted = next is not null; // an armed route was adopted when it was armed
             if (next is null)
             {
@@ -559,8 +559,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
     }
 
-    // Takes the armed route for a switch to its side, once its server is a primary; null when none fits.
-    private async Task<HotSwapRoute?> TakeArmedAsync(RedisSide side, string configuration)
+    // Takes the armed route for a switch to its side, once its server is a primary (for a move of the instance's own,
+    // the very process it armed against); null when none fits.
+    private async Task<HotSwapRoute?> TakeArmedAsync(RedisSide side, string configuration, bool sameProcess)
     {
         if (armed is not { } candidate || candidate.Side != side)
         {
@@ -573,7 +574,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
             return null;
         }
 
-        await candidate.ActivateAsync().ConfigureAwait(false); // throws, keeping it armed, while it is still a replica
+        await candidate.ActivateAsync(sameProcess).ConfigureAwait(false); // throws, keeping it armed, while it is still a replica
         armed = null;
         return candidate;
     }

@@ -24,6 +24,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     private volatile bool handoffReady;
     private volatile bool disconnected;
     private bool roleUnavailable;
+    private long? armedSockets;
     private volatile Copy.WriteTracker? tracker;
     private Copy.WindowWrites? windowWrites;
     private readonly Dictionary<System.Net.EndPoint, IServer> servers;
@@ -227,16 +228,24 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// Readies a standby route to take traffic: its server must now be a primary (a handoff promoted it); the client
     /// then learns the new role. Throws, leaving the route on standby, when the server is still a replica.
     /// </summary>
-    public async Task ActivateAsync()
+    /// <param name="sameProcess">
+    /// For a move the instance makes on its own (a demoted or sealed answer, before any word from the coordinator): the
+    /// answers must also come through the very connection the route was armed on, so from the server process it was
+    /// armed against. One restarted meanwhile may answer as a primary with less data (or none); only the coordinator,
+    /// which checks the promoted process, moves traffic there.
+    /// </param>
+    public async Task ActivateAsync(bool sameProcess = false)
     {
         if (!standby)
         {
             return;
         }
 
-        if (!await AnswersAsPrimaryAsync().ConfigureAwait(false))
+        if (!await AnswersAsPrimaryAsync(sameProcess).ConfigureAwait(false))
         {
-            throw new RedisHotSwapException($"{Side} ({Endpoint}) is still a replica (or not connected); traffic stays where it is until it is promoted.");
+            throw new RedisHotSwapException(sameProcess && armedSockets is not null
+                ? $"{Side} ({Endpoint}) is not yet a primary, or its connection was made again since it was armed; traffic stays where it is until the coordinator says otherwise."
+                : $"{Side} ({Endpoint}) is still a replica (or not connected); traffic stays where it is until it is promoted.");
         }
 
         standby = false;
@@ -244,12 +253,15 @@ internal sealed class HotSwapRoute : IAsyncDisposable
 
     /// <summary>
     /// Runs what <see cref="ActivateAsync"/> runs, ahead of the handoff and without taking traffic: the client asks the
-    /// server's role again. Its first run in a process is slow; the handoff's is then not.
+    /// server's role again. Its first run in a process is slow; the handoff's is then not. Also notes the connection
+    /// the route is armed on (a restarted server is reached through another).
     /// </summary>
     public async Task RehearseAsync()
     {
+        armedSockets = Sockets();
         await SaysPrimaryAsync().ConfigureAwait(false);
         await HandshakeSaysPrimaryAsync().ConfigureAwait(false);
+        _ = Sockets() == armedSockets;
     }
 
     /// <summary>
@@ -264,6 +276,11 @@ internal sealed class HotSwapRoute : IAsyncDisposable
             return true;
         }
 
+        return await RoleSaysPrimaryAsync(server).ConfigureAwait(false);
+    }
+
+    private async Task<bool> RoleSaysPrimaryAsync(IServer server)
+    {
         try
         {
             return (await server.RoleAsync().ConfigureAwait(false)) is Role.Master;
@@ -285,9 +302,26 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     }
 
     // The client learned the role when it connected: make it ask again (one handshake, which also tells whether the
-    // server is a primary now), or it refuses every write.
-    private async Task<bool> AnswersAsPrimaryAsync() =>
-        await SaysPrimaryAsync().ConfigureAwait(false) && await HandshakeSaysPrimaryAsync().ConfigureAwait(false);
+    // server is a primary now), or it refuses every write. With sameProcess, the connection must count as many sockets
+    // after both answers as when the route was armed: both came through the armed one, and a TCP connection does not
+    // outlive its server process (not connected, none can).
+    private async Task<bool> AnswersAsPrimaryAsync(bool sameProcess)
+    {
+        var armedOn = sameProcess ? armedSockets : null;
+        if (armedOn is not null && Sockets() != armedOn)
+        {
+            return false;
+        }
+
+        return await SaysPrimaryAsync().ConfigureAwait(false)
+            && await HandshakeSaysPrimaryAsync().ConfigureAwait(false)
+            && (armedOn is null || Sockets() == armedOn);
+    }
+
+    // How many sockets the connection to its one server has used so far (reconnects included); null when not connected
+    // to exactly one server.
+    private long? Sockets() =>
+        Multiplexer.GetServers() is [{ IsConnected: true } server] ? server.GetCounters().Interactive.SocketCount : null;
 
     private async Task<bool> HandshakeSaysPrimaryAsync()
     {

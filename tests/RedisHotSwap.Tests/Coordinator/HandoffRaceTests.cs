@@ -76,20 +76,10 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
     {
         await using var migration = await Migration.StartAsync(replicate: true);
         await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: null));
-        var multiplexer = (HotSwapConnectionMultiplexer)app.Multiplexer;
-        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "masterauth", migration.Target.Password, "replica-read-only", "yes");
-        await migration.TargetDb.ExecuteAsync("CONFIG", "SET", "replica-read-only", "yes");
-        await multiplexer.ArmAsync(RedisSide.Target, epoch: 1, CancellationToken.None);
-        var db = app.Multiplexer.GetDatabase();
-
         var errors = new ConcurrentQueue<Exception>();
         var acknowledged = new long[8];
         using var stop = new CancellationTokenSource();
-        var writers = Increment(db, "sealed", acknowledged, errors, stop.Token);
-
-        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.All(a => a > 0)), "every writer to write");
-        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "2");
-        await Eventually.TrueAsync(async () => Refused(await migration.InfoAsync(migration.Source, "errorstats")) >= acknowledged.Length, "every writer to meet the seal");
+        var writers = await WritingIntoTheSealAsync(migration, app, "sealed", acknowledged, errors, stop.Token);
 
         await Eventually.TrueAsync(async () => Offset(await migration.SourceDb.ExecuteAsync("INFO", "replication"), "master_repl_offset") == Offset(await migration.TargetDb.ExecuteAsync("INFO", "replication"), "slave_repl_offset"), "the replica to catch up");
         await migration.TargetDb.ExecuteAsync("REPLICAOF", "NO", "ONE");
@@ -107,6 +97,68 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
         {
             Assert.Equal(acknowledged[w], (long)await migration.TargetDb.StringGetAsync($"sealed:{w}"));
         }
+    }
+
+    // The armed side restarts while the old primary is sealed and comes back a primary of its own, holding nothing (no
+    // persistence, no replicaof in its configuration). Asked ROLE, it says "master": had the writes that met the seal
+    // moved on that, they would run on an empty server the coordinator never promoted (it refuses a successor with
+    // another run id) and be lost when the handoff is called off. They stay, and run on the old primary once it is.
+    [Fact]
+    public async Task WritesThatMeetTheSeal_DoNotMoveToAnArmedSideThatRestartedAsAPrimary()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        var settings = HotSwapApp.Settings(migration, migrationId: null);
+        settings["RedisHotSwap:DrainTimeout"] = "00:01:00"; // the writes wait as long as the test needs, not a bound's worth
+        await using var app = HotSwapApp.Create(migration, settings: settings);
+        var multiplexer = (HotSwapConnectionMultiplexer)app.Multiplexer;
+        var errors = new ConcurrentQueue<Exception>();
+        var acknowledged = new long[8];
+        using var stop = new CancellationTokenSource();
+        var writers = await WritingIntoTheSealAsync(migration, app, "restarted", acknowledged, errors, stop.Token);
+
+        // The same address and password, another process: a primary with no data.
+        var port = migration.Target.Port;
+        await migration.Target.DisposeAsync();
+        await using var restarted = await Testing.RedisServerProcess.StartAsync(migration.Target.Password, port: port);
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(restarted.ConfigurationString);
+        await Eventually.TrueAsync(
+            () => Task.FromResult(multiplexer.ArmedRoute is { Multiplexer.IsConnected: true } || app.Controller.ActiveSide == RedisSide.Target),
+            "the armed connection to reach the restarted server");
+
+        // What the sealed writes keep trying, once more by hand: the restarted server answers as a primary, and is refused.
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        await Assert.ThrowsAsync<RedisHotSwapException>(() => multiplexer.SwitchToAsync(RedisSide.Target, "sealed (test)", CancellationToken.None, handoff: true));
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        Assert.Equal(0, (long)await admin.GetDatabase().ExecuteAsync("DBSIZE"));
+
+        // Called off: disarmed, the seal lifted; the writes that waited run on the old primary.
+        await multiplexer.DisarmAsync();
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "0");
+        var calledOff = acknowledged.Sum();
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.Sum() > calledOff + 100), "writes to go on on the old primary");
+        await stop.CancelAsync();
+        await Task.WhenAll(writers);
+
+        Assert.Empty(errors.Select(e => e.Message).Distinct());
+        Assert.Equal(0, (long)await admin.GetDatabase().ExecuteAsync("DBSIZE"));
+        for (var w = 0; w < acknowledged.Length; w++)
+        {
+            Assert.Equal(acknowledged[w], (long)await migration.SourceDb.StringGetAsync($"restarted:{w}"));
+        }
+    }
+
+    // Arms the instance for TARGET, starts the writers, then seals SOURCE (min-replicas-to-write above its replicas,
+    // with no pause) and returns once every writer has met the seal.
+    private static async Task<Task[]> WritingIntoTheSealAsync(Migration migration, HotSwapApp app, string prefix, long[] acknowledged, ConcurrentQueue<Exception> errors, CancellationToken stop)
+    {
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "masterauth", migration.Target.Password, "replica-read-only", "yes");
+        await migration.TargetDb.ExecuteAsync("CONFIG", "SET", "replica-read-only", "yes");
+        await ((HotSwapConnectionMultiplexer)app.Multiplexer).ArmAsync(RedisSide.Target, epoch: 1, CancellationToken.None);
+        var writers = Increment(app.Multiplexer.GetDatabase(), prefix, acknowledged, errors, stop);
+        await Eventually.TrueAsync(() => Task.FromResult(acknowledged.All(a => a > 0)), "every writer to write");
+        await migration.SourceDb.ExecuteAsync("CONFIG", "SET", "min-replicas-to-write", "2");
+        await Eventually.TrueAsync(async () => Refused(await migration.InfoAsync(migration.Source, "errorstats")) >= acknowledged.Length, "every writer to meet the seal");
+        return writers;
     }
 
     // One loop per counter, each incrementing its own key until stopped, counting what was acknowledged and what failed.
