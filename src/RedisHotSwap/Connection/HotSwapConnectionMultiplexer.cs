@@ -418,7 +418,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         {
             try
             {
-                await SwitchToAsync(side, $"{route.Side} refused writes (NOREPLICAS): it was sealed by the handoff", CancellationToken.None, handoff: true).ConfigureAwait(false);
+                await SwitchToAsync(side, $"{route.Side} refused writes (NOREPLICAS): it was sealed by the handoff", CancellationToken.None, handoff: true, sealedOnly: true).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is RedisHotSwapException or RedisException or TimeoutException or ObjectDisposedException)
             {
@@ -432,9 +432,11 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     /// <summary>
     /// Moves traffic to <paramref name="side"/>, or reconnects it when its configuration string changed or
     /// <paramref name="reconnect"/> asks (for example to drop writable-replica mode once TARGET was promoted). The
-    /// warm connection of an armed handoff is used when it is there and its server is now a primary.
+    /// warm connection of an armed handoff is used when it is there and its server is now a primary; with
+    /// <paramref name="sealedOnly"/> (a move on a sealed answer, which comes before the coordinator has checked the
+    /// promoted process) only while that server answers through the connection the instance armed on.
     /// </summary>
-    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken, bool reconnect = false, bool handoff = false)
+    internal async Task<bool> SwitchToAsync(RedisSide side, string reason, CancellationToken cancellationToken, bool reconnect = false, bool handoff = false, bool sealedOnly = false)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
         Task? retirement = null;
@@ -458,7 +460,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 Log.Switching(Logger, old.Side, side, Redaction.Redact(configuration), reason);
             }
 
-            var next = await TakeArmedAsync(side, configuration, sameProcess: handoff).ConfigureAwait(false);
+            var next = await TakeArmedAsync(side, configuration, sameProcess: sealedOnly).ConfigureAwait(false);
             var adopted = next is not null; // an armed route was adopted when it was armed
             if (next is null)
             {
@@ -559,8 +561,8 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         }
     }
 
-    // Takes the armed route for a switch to its side, once its server is a primary (for a move of the instance's own,
-    // the very process it armed against); null when none fits.
+    // Takes the armed route for a switch to its side, once its server is a primary (for a move on a sealed answer, the
+    // very process it armed against); null when none fits.
     private async Task<HotSwapRoute?> TakeArmedAsync(RedisSide side, string configuration, bool sameProcess)
     {
         if (armed is not { } candidate || candidate.Side != side)

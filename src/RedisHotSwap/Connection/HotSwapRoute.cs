@@ -229,10 +229,11 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// then learns the new role. Throws, leaving the route on standby, when the server is still a replica.
     /// </summary>
     /// <param name="sameProcess">
-    /// For a move the instance makes on its own (a demoted or sealed answer, before any word from the coordinator): the
-    /// answers must also come through the very connection the route was armed on, so from the server process it was
+    /// For a move the instance makes on its own while the old primary is sealed (before any word from the coordinator):
+    /// the answers must also come through the very connection the route was armed on, so from the server process it was
     /// armed against. One restarted meanwhile may answer as a primary with less data (or none); only the coordinator,
-    /// which checks the promoted process, moves traffic there.
+    /// which checks the promoted process, moves traffic there. (A demoted answer needs no such check: the coordinator
+    /// demotes the old primary only once it has checked the promoted process.)
     /// </param>
     public async Task ActivateAsync(bool sameProcess = false)
     {
@@ -244,7 +245,7 @@ internal sealed class HotSwapRoute : IAsyncDisposable
         if (!await AnswersAsPrimaryAsync(sameProcess).ConfigureAwait(false))
         {
             throw new RedisHotSwapException(sameProcess && armedSockets is not null
-                ? $"{Side} ({Endpoint}) is not yet a primary, or its connection was made again since it was armed; traffic stays where it is until the coordinator says otherwise."
+                ? $"{Side} ({Endpoint}) is not yet a primary, or answers through another connection than the one armed (it may have restarted); traffic stays where it is until the coordinator says otherwise."
                 : $"{Side} ({Endpoint}) is still a replica (or not connected); traffic stays where it is until it is promoted.");
         }
 
@@ -258,10 +259,16 @@ internal sealed class HotSwapRoute : IAsyncDisposable
     /// </summary>
     public async Task RehearseAsync()
     {
+        // One server (not a Sentinel or cluster configuration): its connection is the one a move of the instance's own
+        // must come through; it must be up now and stay so through the rehearsal, or the instance does not arm.
+        var single = Multiplexer.GetServers().Length == 1;
         armedSockets = Sockets();
         await SaysPrimaryAsync().ConfigureAwait(false);
         await HandshakeSaysPrimaryAsync().ConfigureAwait(false);
-        _ = Sockets() == armedSockets;
+        if (single && (armedSockets is null || Sockets() != armedSockets))
+        {
+            throw new RedisHotSwapException($"{Side} ({Endpoint}) lost its connection while the instance armed; arming is tried again shortly.");
+        }
     }
 
     /// <summary>

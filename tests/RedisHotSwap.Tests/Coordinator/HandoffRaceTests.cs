@@ -127,7 +127,7 @@ public sealed class HandoffRaceTests(ITestOutputHelper output)
 
         // What the sealed writes keep trying, once more by hand: the restarted server answers as a primary, and is refused.
         Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
-        await Assert.ThrowsAsync<RedisHotSwapException>(() => multiplexer.SwitchToAsync(RedisSide.Target, "sealed (test)", CancellationToken.None, handoff: true));
+        await Assert.ThrowsAsync<RedisHotSwapException>(() => multiplexer.SwitchToAsync(RedisSide.Target, "sealed (test)", CancellationToken.None, handoff: true, sealedOnly: true));
         Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
         Assert.Equal(0, (long)await admin.GetDatabase().ExecuteAsync("DBSIZE"));
 

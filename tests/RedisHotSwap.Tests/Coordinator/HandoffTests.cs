@@ -47,4 +47,41 @@ public sealed class HandoffTests(ITestOutputHelper output)
         Assert.Contains("role:slave", info);
         Assert.Contains($"master_port:{primary.Port}", info);
     }
+
+    // An instance moves on its own on a sealed answer only while TARGET answers through the connection it armed on (a
+    // restarted TARGET would not). A connection merely made again (an idle timeout, a network blip: here CLIENT KILL)
+    // must not turn an ordinary handoff into errors: the demoted answer that follows the promotion still moves them.
+    [Fact]
+    public async Task Handoff_AfterEachArmedConnectionWasDroppedOnce_NoInstanceSeesAnError()
+    {
+        const string id = "redialled";
+        await using var migration = await Migration.StartAsync();
+        var instances = new List<ExternalInstance>();
+        try
+        {
+            await Soak.StartInstancesAsync(instances, HotSwapApp.Settings(migration, migrationId: id));
+            var run = CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "3");
+            await CoordinatorCli.WaitForPhaseAsync(migration, id, MigrationPhase.Arming);
+            long[] armed = [];
+            await Eventually.TrueAsync(async () =>
+            {
+                var clients = (string)(await migration.TargetDb.ExecuteAsync("CLIENT", "LIST", "TYPE", "normal"))!;
+                armed = clients.Split('\n').Where(l => l.Contains("name=redis-hotswap/", StringComparison.Ordinal))
+                    .Select(l => long.Parse(System.Text.RegularExpressions.Regex.Match(l, @"(?:^|[ :])id=(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                return armed.Length >= 3;
+            }, "the three armed connections on TARGET", TimeSpan.FromSeconds(60));
+            foreach (var client in armed)
+            {
+                await migration.TargetDb.ExecuteAsync("CLIENT", "KILL", "ID", client);
+            }
+
+            var (exit, said) = await run;
+            Assert.True(exit == 0, said);
+            await Soak.StopAndCheckAsync(instances, migration.TargetAdmin.GetDatabase(), output, readYourWrites: true);
+        }
+        finally
+        {
+            await Soak.DisposeAsync(instances);
+        }
+    }
 }
