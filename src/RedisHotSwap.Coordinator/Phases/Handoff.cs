@@ -266,7 +266,8 @@ public sealed partial class MigrationCoordinator
 
     // Behind the pause, in as few round trips as the checks allow. Whatever happens, the pause is lifted before it
     // returns: after the settings are put back when nothing was promoted, and with the seal kept when the old
-    // primary is still a primary beside the promoted one.
+    // primary is still a primary beside the promoted one. Unless the lease may be another coordinator's by then (this
+    // one stalled behind its fence): its fence may stand there now, so nothing is undone and the halt says so.
     private async Task<Promotion> PromoteBehindFenceAsync(Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, string successor, CancellationToken cancellationToken)
     {
         var outcome = Promotion.NotPromoted;

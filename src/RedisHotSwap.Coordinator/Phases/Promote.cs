@@ -202,7 +202,10 @@ public sealed partial class MigrationCoordinator
         return null;
     }
 
-    /// <summary>Before a promotion that did not happen: lift the pause and put SOURCE's fence settings back.</summary>
+    /// <summary>
+    /// Before a promotion that did not happen: lift the pause and put SOURCE's fence settings back; neither once the
+    /// lease may be another coordinator's (that one's fence may stand there now): then it throws the halt saying so.
+    /// </summary>
     private async Task UndoFenceAsync(MigrationState state)
     {
         var fence = new Fence(Source);

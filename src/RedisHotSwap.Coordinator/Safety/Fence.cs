@@ -162,12 +162,15 @@ internal sealed class Fence(RedisNode fenced)
         return (await info.ConfigureAwait(false)).MasterOffset;
     }
 
-    /// <summary>Lets the held writes go on (they fail if the side was demoted meanwhile). Never throws: a pause ends by itself.</summary>
+    /// <summary>
+    /// Lets the held writes go on (they fail if the side was demoted meanwhile). Quiet about the server (a pause ends
+    /// by itself); throws only when the lease is another coordinator's to hold now, whose pause this would lift.
+    /// </summary>
     public async Task UnpauseQuietlyAsync()
     {
         try
         {
-            await fenced.ExecuteUndoAuditedAsync("let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
+            await fenced.ExecuteUndoAuditedAsync($"{fenced.Name}'s write pause as it was (not lifted: it lapses by itself)", "let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -175,17 +178,20 @@ internal sealed class Fence(RedisNode fenced)
         }
     }
 
-    /// <summary>Puts the settings the fence changed back exactly as they were (an undo: never stopped by a lost lease).</summary>
+    /// <summary>
+    /// Puts the settings the fence changed back exactly as they were: an undo, which a failed renewal does not stop,
+    /// but which is not made once another coordinator may hold the lease (its own fence may stand there now).
+    /// </summary>
     public async Task RestoreAsync(FenceSettings before)
     {
         if (await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) != before.MinReplicas)
         {
-            await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+            await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", undo: true).ConfigureAwait(false);
         }
 
         if (await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) != before.MaxLag)
         {
-            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", undo: true).ConfigureAwait(false);
         }
     }
 

@@ -47,21 +47,24 @@ internal sealed class Lease : IAsyncDisposable
     private readonly string migrationId;
     private readonly CancellationTokenSource stopping = new();
     private readonly Task renewing;
+    private readonly TimeProvider time;
     private int node;
     private long validUntil;
     private long holdUntil;
     private volatile string? lost;
+    private volatile string? gone; // why its server said it is no longer ours (another holds it, or it expired)
     private string? renewalProblem; // why the last renewal failed, for the message when the lease lapses
 
-    private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, long validUntil)
+    private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, TimeProvider time)
     {
+        this.time = time;
         this.connections = connections;
         this.names = names;
         this.node = node;
         this.key = key;
         this.value = value;
         this.migrationId = migrationId;
-        this.validUntil = validUntil;
+        validUntil = time.GetTimestamp() + (long)(TimeToLive.TotalSeconds * time.TimestampFrequency * 0.9);
         renewing = Task.Run(RenewLoopAsync);
     }
 
@@ -113,7 +116,7 @@ internal sealed class Lease : IAsyncDisposable
                 {
                     var names = new[] { source.Name, target.Name };
                     LeaseHolder.HeldHere[holder.Token] = true;
-                    return new Lease(connections, names, on, key, value, migrationId, Stopwatch.GetTimestamp() + (long)(TimeToLive.TotalSeconds * Stopwatch.Frequency * 0.9));
+                    return new Lease(connections, names, on, key, value, migrationId, time);
                 }
 
                 var ttl = await connections[on].GetDatabase().KeyTimeToLiveAsync(key).ConfigureAwait(false) ?? TimeSpan.Zero;
@@ -151,17 +154,38 @@ internal sealed class Lease : IAsyncDisposable
     /// <exception cref="MigrationHaltedException">Another coordinator holds the lease now, or it could not be renewed in time.</exception>
     public void ThrowIfLost()
     {
-        if (lost is null && Stopwatch.GetTimestamp() > Volatile.Read(ref validUntil))
+        if (lost is null && Expired() is { } expired)
         {
-            lost = $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s{(Volatile.Read(ref renewalProblem) is { } problem ? $" ({problem})" : string.Empty)}";
+            lost = expired;
         }
 
         if (lost is { } why)
         {
             throw new MigrationHaltedException(
-                $"This coordinator lost the lease on migration '{migrationId}': {why}.",
+                LostProblem(why),
                 "It stopped before its next change to a server; what it did up to here stands (see 'status').",
                 "Make sure no other coordinator runs this migration, then run the same command again.");
+        }
+    }
+
+    /// <summary>
+    /// Asked before an undo (a setting put back, a pause lifted): throws, so that the undo is not sent, once another
+    /// coordinator may hold the lease, that is once its server said another holds it or that it expired, or once it
+    /// outlived its validity by this coordinator's clock (the server's copy may have expired and been taken since).
+    /// A renewal that merely failed (its server out of reach, or refusing writes behind the seal) stops no undo
+    /// before then: no other coordinator can hold the lease while the key it last confirmed still lives.
+    /// </summary>
+    /// <param name="left">What stays as it is without the undo, in words ("SOURCE's write pause as it was ...").</param>
+    /// <exception cref="MigrationHaltedException">Another coordinator may hold the lease: the undo is its to make.</exception>
+    public void ThrowIfNotOursToUndo(string left)
+    {
+        if ((gone ?? Expired()) is { } why)
+        {
+            lost ??= why;
+            throw new MigrationHaltedException(
+                LostProblem(why),
+                $"It left {left} and undid nothing more: another coordinator may hold the lease now, and what this run left is that one's to undo.",
+                "Run 'status' to see who holds the lease; once no other coordinator runs this migration, run the same command again (it lifts a seal or pause a stopped run left), or 'abort'.");
         }
     }
 
@@ -173,7 +197,7 @@ internal sealed class Lease : IAsyncDisposable
     /// <exception cref="MigrationHaltedException">The lease could not be extended (or was lost).</exception>
     public async Task HoldThroughAsync(TimeSpan bound)
     {
-        Volatile.Write(ref holdUntil, Stopwatch.GetTimestamp() + (long)(bound.TotalSeconds * Stopwatch.Frequency));
+        Volatile.Write(ref holdUntil, time.GetTimestamp() + (long)(bound.TotalSeconds * time.TimestampFrequency));
         if (!await RenewAsync().ConfigureAwait(false))
         {
             lost ??= $"it could not be extended over the write pause ({bound.TotalSeconds:N0} s)";
@@ -208,6 +232,13 @@ internal sealed class Lease : IAsyncDisposable
 
         stopping.Dispose();
     }
+
+    private string LostProblem(string why) => $"This coordinator lost the lease on migration '{migrationId}': {why}.";
+
+    // Why the lease is no longer valid by this coordinator's clock; null while it is.
+    private string? Expired() => time.GetTimestamp() > Volatile.Read(ref validUntil)
+        ? $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s{(Volatile.Read(ref renewalProblem) is { } problem ? $" ({problem})" : string.Empty)}"
+        : null;
 
     private static async Task<bool> TargetFirstAsync(RedisNode source, RedisNode target)
     {
@@ -343,9 +374,9 @@ internal sealed class Lease : IAsyncDisposable
     // True once the server confirmed the extension.
     private async Task<bool> RenewAsync()
     {
-        var sent = Stopwatch.GetTimestamp();
+        var sent = time.GetTimestamp();
         var held = Volatile.Read(ref holdUntil) - sent;
-        var span = TimeToLive + (held > 0 ? Stopwatch.GetElapsedTime(0, held) : TimeSpan.Zero);
+        var span = TimeToLive + (held > 0 ? time.GetElapsedTime(0, held) : TimeSpan.Zero);
         var ms = ((long)span.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         for (var attempt = 0; attempt < 2; attempt++)
         {
@@ -356,17 +387,19 @@ internal sealed class Lease : IAsyncDisposable
                 if (result == 0)
                 {
                     var other = LeaseHolder.FromJson(await connections[index].GetDatabase().StringGetAsync(key).ConfigureAwait(false));
-                    lost ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
+                    gone ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
+                    lost ??= gone;
                     return false;
                 }
 
                 if (result == 2)
                 {
-                    lost ??= $"it expired before it could be renewed (this coordinator stalled, or {names[index]} was out of reach, for over {TimeToLive.TotalSeconds:N0} s); another coordinator may have run meanwhile";
+                    gone ??= $"it expired before it could be renewed (this coordinator stalled, or {names[index]} was out of reach, for over {TimeToLive.TotalSeconds:N0} s); another coordinator may have run meanwhile";
+                    lost ??= gone;
                     return false;
                 }
 
-                Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * Stopwatch.Frequency * 0.9));
+                Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * time.TimestampFrequency * 0.9));
                 Volatile.Write(ref renewalProblem, null);
                 return true;
             }

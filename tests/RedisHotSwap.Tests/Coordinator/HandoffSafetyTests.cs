@@ -165,8 +165,62 @@ public sealed class HandoffSafetyTests
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
     }
 
+    // A stalls behind its fence past its lease; B takes the lease over, lifts A's pause (as a resumed run does) and puts
+    // its own pause and seal on SOURCE, on its way to promote. A wakes: its undo must not lift B's fence, or SOURCE would
+    // take writes TARGET may never get.
+    [Fact]
+    public async Task Handoff_WhoseLeaseWasTakenOverBehindTheFence_LeavesTheNewHoldersSealAndPause()
+    {
+        const string id = "overtaken";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        var clock = new StallingTimeProvider();
+        var other = new RedisHotSwap.Coordinator.Safety.LeaseHolder("other-token", "elsewhere", 4242, "migrate", DateTimeOffset.UtcNow).ToJson();
+
+        var overtaken = 0;
+        RedisHotSwap.Coordinator.MigrationHaltedException halted;
+        await using (var coordinator = await OnThePauseAsync(migration, id, TimeSpan.FromSeconds(20), () =>
+        {
+            overtaken++;
+            clock.Stall(TimeSpan.FromMinutes(1)); // A's stall: its lease lapsed meanwhile
+            source.Execute("CLIENT", "UNPAUSE");
+            migration.SourceDb.StringSet(MigrationKeys.Lease(id), other, TimeSpan.FromMinutes(1));
+            source.ConfigSet("min-replicas-to-write", "2"); // B's seal: one replica more than SOURCE has
+            source.Execute("CLIENT", "PAUSE", "60000", "WRITE");
+        }, clock))
+        {
+            halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
+        }
+
+        // A write meets the seal before the pause (NOREPLICAS at once); a PUBLISH, no write, waits behind the pause.
+        await using var probe = await ConnectionMultiplexer.ConnectAsync($"{migration.Source.ConfigurationString},name=overtaken-probe,asyncTimeout=60000");
+        var held = probe.GetSubscriber().PublishAsync(RedisChannel.Literal("overtaken-probe"), "held");
+        try
+        {
+            Assert.Equal(1, overtaken);
+            Assert.Equal("2", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value); // B's seal stands
+            await Eventually.TrueAsync(async () => (await source.ClientListAsync()).Any(c => c.Name == "overtaken-probe" && c.Flags.HasFlag(ClientFlags.Blocked)),
+                "a PUBLISH to SOURCE to be held by B's pause"); // and its pause
+            Assert.False(held.IsCompleted);
+            Assert.Equal(other, await migration.TargetDb.StringGetAsync(MigrationKeys.Lease(id))); // and its lease (replicated)
+            Assert.Contains("lost the lease", halted.Problem);
+            Assert.Contains("It left SOURCE's min-replicas-to-write as it was", halted.StateLeft);
+            Assert.Contains("run the same command again", halted.HowToContinue);
+        }
+        finally
+        {
+            await source.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        await held;
+        var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("after-takeover", "1"));
+        Assert.StartsWith("NOREPLICAS", refused.Message);
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+    }
+
     // A coordinator for one instance, writes held for at most maxPause; onPause runs once, as the first pause takes effect.
-    private static Task<MigrationCoordinator> OnThePauseAsync(Migration migration, string id, TimeSpan maxPause, Action onPause)
+    private static Task<MigrationCoordinator> OnThePauseAsync(Migration migration, string id, TimeSpan maxPause, Action onPause, TimeProvider? time = null)
     {
         var paused = 0;
         return CoordinatorCli.ObserverAsync(migration, id, o =>
@@ -180,7 +234,7 @@ public sealed class HandoffSafetyTests
                     onPause();
                 }
             };
-        });
+        }, time);
     }
 
     // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
