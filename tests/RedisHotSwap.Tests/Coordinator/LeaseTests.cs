@@ -135,6 +135,7 @@ public sealed class LeaseTests
         await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
         await using var lease = await Lease.AcquireAsync(source, target, "unextended", "migrate", TimeProvider.System);
         source.Guard = target.Guard = lease.ThrowIfLost;
+        source.UndoGuard = target.UndoGuard = lease.ThrowIfNotOursToUndo; // the key it last confirmed still lives: it is still this one's
         await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigSetAsync("min-replicas-to-write", "2"); // SOURCE refuses the extension (NOREPLICAS)
 
         var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => lease.HoldThroughAsync(TimeSpan.FromSeconds(2)));
@@ -147,6 +148,36 @@ public sealed class LeaseTests
         await fence.UnpauseQuietlyAsync();
         await fence.RestoreAsync(new FenceSettings("0", "10")); // an undo goes through all the same
         Assert.Equal("0", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("min-replicas-to-write"))[0].Value);
+    }
+
+    [Fact]
+    public async Task Undo_AfterAnotherCoordinatorTookTheLease_IsNotMadeAndSaysWhatItLeft()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "taken-over", "migrate", TimeProvider.System);
+        source.Guard = lease.ThrowIfLost;
+        source.UndoGuard = lease.ThrowIfNotOursToUndo;
+        var audit = new List<string>();
+        source.Audit = audit.Add;
+
+        // Another coordinator took the lease over and armed SOURCE's fence its own way.
+        var other = new LeaseHolder("other-token", "elsewhere", 4242, "migrate", DateTimeOffset.UtcNow).ToJson();
+        await migration.SourceDb.StringSetAsync(MigrationKeys.Lease("taken-over"), other, TimeSpan.FromMinutes(1));
+        var server = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        await server.ConfigSetAsync("min-replicas-to-write", "1");
+        await Eventually.TrueAsync(() => Task.FromResult(Throws(lease.ThrowIfLost)), "the renewal to find the lease taken");
+
+        var fence = new Fence(source);
+        var restore = await Assert.ThrowsAsync<MigrationHaltedException>(() => fence.RestoreAsync(new FenceSettings("0", "10")));
+        var unpause = await Assert.ThrowsAsync<MigrationHaltedException>(fence.UnpauseQuietlyAsync);
+
+        Assert.Equal("1", (await server.ConfigGetAsync("min-replicas-to-write"))[0].Value);
+        Assert.Empty(audit); // nothing was sent
+        Assert.Contains("lost the lease", restore.Problem);
+        Assert.Contains("It left SOURCE's min-replicas-to-write as it was (not put back to '0')", restore.StateLeft);
+        Assert.Contains("It left SOURCE's write pause as it was", unpause.StateLeft);
     }
 
     [Fact]
