@@ -176,34 +176,25 @@ public sealed class HandoffSafetyTests
         await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
         var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
         var clock = new StallingTimeProvider();
-        var other = new RedisHotSwap.Coordinator.Safety.LeaseHolder("other-token", "elsewhere", 4242, "migrate", DateTimeOffset.UtcNow).ToJson();
 
         var overtaken = 0;
         RedisHotSwap.Coordinator.MigrationHaltedException halted;
         await using (var coordinator = await OnThePauseAsync(migration, id, TimeSpan.FromSeconds(20), () =>
         {
             overtaken++;
-            clock.Stall(TimeSpan.FromMinutes(1)); // A's stall: its lease lapsed meanwhile
-            source.Execute("CLIENT", "UNPAUSE");
-            migration.SourceDb.StringSet(MigrationKeys.Lease(id), other, TimeSpan.FromMinutes(1));
-            source.ConfigSet("min-replicas-to-write", "2"); // B's seal: one replica more than SOURCE has
-            source.Execute("CLIENT", "PAUSE", "60000", "WRITE");
+            Takeover.BehindTheFence(migration, id, clock, fence: "2"); // B's seal: one replica more than SOURCE has
         }, clock))
         {
             halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
         }
 
-        // A write meets the seal before the pause (NOREPLICAS at once); a PUBLISH, no write, waits behind the pause.
-        await using var probe = await ConnectionMultiplexer.ConnectAsync($"{migration.Source.ConfigurationString},name=overtaken-probe,asyncTimeout=60000");
-        var held = probe.GetSubscriber().PublishAsync(RedisChannel.Literal("overtaken-probe"), "held");
+        await using var probe = await PauseProbe.SendAsync(migration.Source);
         try
         {
             Assert.Equal(1, overtaken);
             Assert.Equal("2", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value); // B's seal stands
-            await Eventually.TrueAsync(async () => (await source.ClientListAsync()).Any(c => c.Name == "overtaken-probe" && c.Flags.HasFlag(ClientFlags.Blocked)),
-                "a PUBLISH to SOURCE to be held by B's pause"); // and its pause
-            Assert.False(held.IsCompleted);
-            Assert.Equal(other, await migration.TargetDb.StringGetAsync(MigrationKeys.Lease(id))); // and its lease (replicated)
+            await probe.HeldAsync(source); // and its pause
+            Assert.Equal(Takeover.OtherHolder, await migration.TargetDb.StringGetAsync(MigrationKeys.Lease(id))); // and its lease (replicated)
             Assert.Contains("lost the lease", halted.Problem);
             Assert.Contains("It left SOURCE's min-replicas-to-write as it was", halted.StateLeft);
             Assert.Contains("run the same command again", halted.HowToContinue);
@@ -213,7 +204,7 @@ public sealed class HandoffSafetyTests
             await source.ExecuteAsync("CLIENT", "UNPAUSE");
         }
 
-        await held;
+        await probe.Published;
         var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("after-takeover", "1"));
         Assert.StartsWith("NOREPLICAS", refused.Message);
         Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));

@@ -180,6 +180,49 @@ public sealed class LeaseTests
         Assert.Contains("It left SOURCE's write pause as it was", unpause.StateLeft);
     }
 
+    // The window cutover's fence: A stalls behind its pause past its lease; B takes over and arms and pauses SOURCE again.
+    [Fact]
+    public async Task Promote_WhoseLeaseWasTakenOverBehindTheFence_LeavesTheNewHoldersFenceAndPause()
+    {
+        const string id = "window-overtaken";
+        await using var migration = await Migration.StartAsync();
+        var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        var clock = new StallingTimeProvider();
+        var overtaken = 0;
+        MigrationHaltedException halted;
+        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            (o.ExpectedInstances, o.Cutover) = (0, CutoverMode.Window);
+            o.Audit = line =>
+            {
+                if (line.Contains("SOURCE: CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Increment(ref overtaken) == 1)
+                {
+                    Takeover.BehindTheFence(migration, id, clock, fence: "1"); // B's fence, armed as A's was
+                }
+            };
+        }, clock))
+        {
+            halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => coordinator.MigrateAsync());
+        }
+
+        await using var probe = await PauseProbe.SendAsync(migration.Source);
+        try
+        {
+            Assert.Equal(1, overtaken);
+            Assert.Equal("1", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value); // B's fence stands
+            await probe.HeldAsync(source); // and its pause
+            Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+            Assert.Contains("lost the lease", halted.Problem);
+            Assert.Contains("It left SOURCE's write pause as it was", halted.StateLeft);
+        }
+        finally
+        {
+            await source.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        await probe.Published;
+    }
+
     [Fact]
     public async Task Renewal_AfterTheKeyExpired_CountsTheLeaseLostAndNeverTakesItAgain()
     {
