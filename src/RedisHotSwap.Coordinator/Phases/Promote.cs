@@ -188,7 +188,7 @@ public sealed partial class MigrationCoordinator
         {
             // The answer may be lost, not the command: only TARGET's own word that it is still a replica lets the
             // fence be undone; while it cannot be asked, SOURCE stays fenced.
-            switch ((await SuccessorAsync(Target, Target.InfoAsync("default")).ConfigureAwait(false)).IsPrimary)
+            switch ((await SuccessorAsync(Target.InfoAsync("default"), () => Target.InfoAsync("default")).ConfigureAwait(false)).IsPrimary)
             {
                 case false:
                     throw;

@@ -100,8 +100,7 @@ internal sealed class Fence(RedisNode fenced)
         {
             do
             {
-                var left = bound - Held;
-                var info = await successor.InfoAsync("replication").WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                var info = await WithinAsync(successor.InfoAsync("replication"), bound, cancellationToken).ConfigureAwait(false);
                 if (info.ReplicaOffset >= offset)
                 {
                     return true;
@@ -117,6 +116,18 @@ internal sealed class Fence(RedisNode fenced)
         Fail($"{successor.Name} did not take the last of {fenced.Name}'s stream within {bound.TotalMilliseconds:N0} ms.");
         return false;
     }
+
+    /// <summary>
+    /// <paramref name="step"/>, sent behind the pause, bounded by what is left of <paramref name="bound"/> since
+    /// <see cref="Start"/>: a server that does not answer fails it (<see cref="TimeoutException"/>) at the bound, not
+    /// after the client's command timeout, while writes wait and the lease runs out.
+    /// </summary>
+    public Task<T> WithinAsync<T>(Task<T> step, TimeSpan bound, CancellationToken cancellationToken) =>
+        Observed(step).WaitAsync(Left(bound), cancellationToken);
+
+    /// <inheritdoc cref="WithinAsync{T}(Task{T}, TimeSpan, CancellationToken)"/>
+    public Task WithinAsync(Task step, TimeSpan bound, CancellationToken cancellationToken) =>
+        Observed(step).WaitAsync(Left(bound), cancellationToken);
 
     /// <summary>Whether the fence bites now, read back from the server: it requires <paramref name="required"/> replicas and counts fewer good ones.</summary>
     public async Task<bool> BitesAsync(int required)
@@ -193,6 +204,16 @@ internal sealed class Fence(RedisNode fenced)
         {
             await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", undo: true).ConfigureAwait(false);
         }
+    }
+
+    private TimeSpan Left(TimeSpan bound) => bound - Held is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
+
+    // A step given up at its bound may still fail later: its exception is observed, never left to the finalizer.
+    private static T Observed<T>(T step)
+        where T : Task
+    {
+        _ = step.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return step;
     }
 
     private async Task KeepReplicaCheckOnAsync(FenceSettings before)
