@@ -291,39 +291,33 @@ public sealed partial class MigrationCoordinator
             thrown = ExceptionDispatchInfo.Capture(ex); // thrown again once the undo is done
         }
 
-        var refused = new List<UndoRefusedException>();
+        var refused = new RefusedUndos();
         if (run.Outcome == Promotion.NotPromoted && run.SealedOff)
         {
-            await UndoAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false); // before the held writes go on
+            await refused.TryAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false); // before the held writes go on
         }
 
-        await UndoAsync(() => run.Unpaused ?? fence.UnpauseQuietlyAsync()).ConfigureAwait(false); // the one sent behind the demotion, or now
+        await refused.TryAsync(() => run.Unpaused ?? fence.UnpauseQuietlyAsync()).ConfigureAwait(false); // the one sent behind the demotion, or now
         fence.Stop();
         if (run.Outcome == Promotion.Done)
         {
             // A replica refuses writes by its role: the seal is no longer needed.
-            await UndoAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false);
+            await refused.TryAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false);
         }
 
-        if (refused.Count > 0)
+        if (refused.Any)
         {
-            throw UndoneNothing(refused, fence.Problem ?? (thrown?.SourceException as MigrationHaltedException)?.Problem ?? thrown?.SourceException.Message, run.Outcome, primary, replica);
+            // After a promotion, the next run finishes it ('abort' refuses once TARGET was promoted).
+            var first = fence.Problem ?? RefusedUndos.ProblemOf(thrown?.SourceException);
+            throw run.Outcome == Promotion.NotPromoted
+                ? refused.Halt(first)
+                : refused.Halt(first,
+                    $"{replica.Name} was promoted{(run.Outcome == Promotion.Done ? $" and {primary.Name} made its replica" : $", {primary.Name} sealed (it refuses every write)")}.",
+                    $"Run 'status' to see who holds the lease; once no other coordinator runs this migration, run the same command again: it finishes the handoff ({replica.Name} was promoted, so 'abort' refuses).");
         }
 
         thrown?.Throw();
         return run.Outcome;
-
-        async Task UndoAsync(Func<Task> undo)
-        {
-            try
-            {
-                await undo().ConfigureAwait(false);
-            }
-            catch (UndoRefusedException ex)
-            {
-                refused.Add(ex);
-            }
-        }
     }
 
     // The steps behind the pause; what they got to is in run.
@@ -405,18 +399,36 @@ public sealed partial class MigrationCoordinator
         public Task? Unpaused { get; set; } // sent behind the demotion
     }
 
-    // The halt when the lease may be another coordinator's behind the fence: what went wrong first, every undo not
-    // made (what stays), and what to run (after a promotion, finishing it: 'abort' refuses once TARGET was promoted).
-    private static MigrationHaltedException UndoneNothing(List<UndoRefusedException> refused, string? first, Promotion outcome, RedisNode primary, RedisNode replica)
+    // The undos after a fence that were not made because another coordinator may hold the lease by then, and the halt
+    // that says so: what went wrong first, then every undo not made (what stays as it is).
+    private sealed class RefusedUndos
     {
-        var lostLease = refused[0].Problem;
-        var problem = first is null || first == lostLease ? lostLease : $"{first} Then: {lostLease}";
-        var left = $"It left {string.Join("; ", refused.Select(r => r.Left))}, and undid nothing more: another coordinator may hold the lease now, and what this run left is that one's to undo.";
-        return outcome == Promotion.NotPromoted
-            ? new MigrationHaltedException(problem, $"Nothing was promoted. {left}", refused[0].HowToContinue)
-            : new MigrationHaltedException(problem,
-                $"{replica.Name} was promoted{(outcome == Promotion.Done ? $" and {primary.Name} made its replica" : $", {primary.Name} sealed (it refuses every write)")}. {left}",
-                $"Run 'status' to see who holds the lease; once no other coordinator runs this migration, run the same command again: it finishes the handoff ({replica.Name} was promoted, so 'abort' refuses).");
+        private readonly List<UndoRefusedException> refused = [];
+
+        public bool Any => refused.Count > 0;
+
+        public static string? ProblemOf(Exception? ex) => (ex as MigrationHaltedException)?.Problem ?? ex?.Message;
+
+        public async Task TryAsync(Func<Task> undo)
+        {
+            try
+            {
+                await undo().ConfigureAwait(false);
+            }
+            catch (UndoRefusedException ex)
+            {
+                refused.Add(ex);
+            }
+        }
+
+        public MigrationHaltedException Halt(string? first, string promoted = "Nothing was promoted.", string? howToContinue = null)
+        {
+            var lostLease = refused[0].Problem;
+            return new MigrationHaltedException(
+                first is null || first == lostLease ? lostLease : $"{first} Then: {lostLease}",
+                $"{promoted} It left {string.Join("; ", refused.Select(r => r.Left))}, and undid nothing more: another coordinator may hold the lease now, and what this run left is that one's to undo.",
+                howToContinue ?? refused[0].HowToContinue);
+        }
     }
 
     // What the successor answers of its role (true for a primary) and its run id, each null when it cannot be asked:
