@@ -170,14 +170,15 @@ public sealed class LeaseTests
         await Eventually.TrueAsync(() => Task.FromResult(Throws(lease.ThrowIfLost)), "the renewal to find the lease taken");
 
         var fence = new Fence(source);
-        var restore = await Assert.ThrowsAsync<MigrationHaltedException>(() => fence.RestoreAsync(new FenceSettings("0", "10")));
-        var unpause = await Assert.ThrowsAsync<MigrationHaltedException>(fence.UnpauseQuietlyAsync);
+        var restore = await Assert.ThrowsAsync<UndoRefusedException>(() => fence.RestoreAsync(new FenceSettings("0", "10")));
+        var unpause = await Assert.ThrowsAsync<UndoRefusedException>(fence.UnpauseQuietlyAsync);
 
         Assert.Equal("1", (await server.ConfigGetAsync("min-replicas-to-write"))[0].Value);
         Assert.Empty(audit); // nothing was sent
         Assert.Contains("lost the lease", restore.Problem);
         Assert.Contains("It left SOURCE's min-replicas-to-write as it was (not put back to '0')", restore.StateLeft);
         Assert.Contains("It left SOURCE's write pause as it was", unpause.StateLeft);
+        Assert.Equal("SOURCE's min-replicas-to-write as it was (not put back to '0')", restore.Left); // for a halt that lists every undo not made
     }
 
     // The window cutover's fence: A stalls behind its pause past its lease; B takes over and arms and pauses SOURCE again.
