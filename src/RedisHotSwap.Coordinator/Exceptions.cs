@@ -31,3 +31,10 @@ public class MigrationHaltedException(string problem, string stateLeft, string h
 /// <summary>A promotion whose outcome is not known (its answer lost, the server not answering since): the fence stays.</summary>
 internal sealed class PromotionUncertainException(string problem, string stateLeft, string howToContinue)
     : MigrationHaltedException(problem, stateLeft, howToContinue);
+
+/// <summary>An undo not made because another coordinator may hold the lease; <see cref="Left"/> says what stays, in words.</summary>
+internal sealed class UndoRefusedException(string left, string problem, string stateLeft, string howToContinue)
+    : MigrationHaltedException(problem, stateLeft, howToContinue)
+{
+    public string Left { get; } = left;
+}

@@ -21,6 +21,7 @@ public sealed partial class MigrationCoordinator
             lease = await Lease.AcquireAsync(copy ? Target : Source, Target, options.MigrationId, verb, time, LongestHold + Lease.TimeToLive, LiftStaleSealAsync,
                 async line => progress?.Report(await StatusAsync(line).ConfigureAwait(false))).ConfigureAwait(false);
             Source.Guard = Target.Guard = lease.ThrowIfLost;
+            Source.UndoGuard = Target.UndoGuard = lease.ThrowIfNotOursToUndo; // never lift a fence another coordinator may have put
             var held = lease;
             store.Fencing = () => held.Fencing;
         }
@@ -68,6 +69,7 @@ public sealed partial class MigrationCoordinator
             lease = null;
             leaseHolds = 0;
             Source.Guard = Target.Guard = null;
+            Source.UndoGuard = Target.UndoGuard = null;
             store.Fencing = null;
             await held.DisposeAsync().ConfigureAwait(false);
         }

@@ -58,7 +58,7 @@ public sealed partial class MigrationCoordinator
                 {
                     await node.ConfigSetAuditedAsync(key, value, original == SecretWasSet
                         ? $"the other server's secret does not stay; {node.Name}'s own {key} was replaced during the migration: set it again if it still needs one"
-                        : "put back as it was before the migration", guarded: false).ConfigureAwait(false);
+                        : "put back as it was before the migration", undo: true).ConfigureAwait(false);
                 }
             }
         }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using RedisHotSwap.Coordinator.Safety;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Coordinator.State;
@@ -264,115 +265,178 @@ public sealed partial class MigrationCoordinator
         Done,
     }
 
-    // Behind the pause, in as few round trips as the checks allow. Whatever happens, the pause is lifted before it
-    // returns: after the settings are put back when nothing was promoted, and with the seal kept when the old
-    // primary is still a primary beside the promoted one.
+    // Behind the pause, in as few round trips as the checks allow, each step bounded by what is left of --max-pause:
+    // the lease is held that long and no longer, and a server slow to answer ends the fenced part in time to undo it.
+    // Whatever happens, the pause is lifted before it returns: after the settings are put back when nothing was
+    // promoted, and with the seal kept when the old primary is still a primary beside the promoted one. Unless the
+    // lease may be another coordinator's by then (this one stalled behind its fence): its fence may stand there now, so
+    // nothing is undone and the halt says what stays, with what went wrong first.
     private async Task<Promotion> PromoteBehindFenceAsync(Fence fence, FenceSettings settings, RedisNode primary, RedisNode replica, string successor, CancellationToken cancellationToken)
     {
-        var outcome = Promotion.NotPromoted;
-        var sealedOff = false;
+        var run = new FencedRun();
         await HoldLeaseThroughAsync(options.MaxPause).ConfigureAwait(false);
         await fence.PrepareSealAsync(settings).ConfigureAwait(false); // nothing behind the pause that can be done before it
         fence.Start();
+        ExceptionDispatchInfo? thrown = null;
         try
         {
-            var offset = await fence.PauseAsync(options.MaxPause).ConfigureAwait(false);
-            if (!await fence.CaughtUpAsync(replica, offset, options.MaxPause / 2, cancellationToken).ConfigureAwait(false))
-            {
-                return outcome;
-            }
-
-            // Whatever entered the stream before the seal (a write past a lapsed pause, a replication PING) must reach
-            // the replica too; nothing enters it after. Sealed only now: until the replica has shown it keeps up, a
-            // held write waits behind the pause (and goes on on its own if the pause lapses), not refused.
-            sealedOff = true;
-            if (await fence.SealAsync().ConfigureAwait(false) is not { } sealedAt
-                || (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, options.MaxPause / 2, cancellationToken).ConfigureAwait(false)))
-            {
-                return outcome;
-            }
-
-            // Pipelined behind the promotion: the role and the run id, in one answer, of the server that answered
-            // (not one restarted since).
-            var promote = replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE");
-            var answered = replica.InfoAsync("default");
-            Exception? lost = null;
-            try
-            {
-                await promote.ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-            {
-                lost = ex;
-            }
-
-            // The answer may be lost, not the command (the replica may be a primary now); and a server restarted
-            // since the catch-up may answer as a primary with less data. Only the same server, a primary now, is
-            // promoted; only its own word that it is still a replica, or another server's, lets the seal go.
-            var (isPrimary, runId) = await SuccessorAsync(replica, answered).ConfigureAwait(false);
-            if (runId is not null && runId != successor)
-            {
-                fence.Fail($"{replica.Name} restarted during the handoff (another run id): it may hold less than {primary.Name}, which stays the primary.");
-                return outcome;
-            }
-
-            if (lost is not null && isPrimary == false)
-            {
-                fence.Fail(lost.Message);
-                return outcome;
-            }
-
-            if (isPrimary != true || runId is null)
-            {
-                fence.Fail(lost?.Message ?? $"{replica.Name} could not be asked whether it is the primary now.");
-                fence.PromotedAt = time.GetUtcNow();
-                outcome = Promotion.PromotedNotDemoted; // the seal stays: the old primary takes no write the new one may lack
-                return outcome;
-            }
-
-            fence.PromotedAt = time.GetUtcNow();
-            outcome = Promotion.PromotedNotDemoted;
-
-            // One round trip: the demotion, then the held writes go on (and fail READONLY: the armed instances' signal).
-            var demoted = DemoteAsync(primary, replica);
-            var unpaused = fence.UnpauseQuietlyAsync();
-            await demoted.ConfigureAwait(false);
-            outcome = Promotion.Done;
-            await unpaused.ConfigureAwait(false);
-            return outcome;
+            await StepsBehindFenceAsync(run, fence, primary, replica, successor, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
             fence.Fail(ex.Message);
-            return outcome;
         }
-        finally
+        catch (Exception ex)
         {
-            if (outcome == Promotion.NotPromoted && sealedOff)
-            {
-                await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false); // before the held writes go on
-            }
+            thrown = ExceptionDispatchInfo.Capture(ex); // thrown again once the undo is done
+        }
 
-            if (outcome != Promotion.Done)
-            {
-                await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
-            }
+        var refused = new RefusedUndos();
+        if (run.Outcome == Promotion.NotPromoted && run.SealedOff)
+        {
+            await refused.TryAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false); // before the held writes go on
+        }
 
-            fence.Stop();
-            if (outcome == Promotion.Done)
+        await refused.TryAsync(() => run.Unpaused ?? fence.UnpauseQuietlyAsync()).ConfigureAwait(false); // the one sent behind the demotion, or now
+        fence.Stop();
+        if (run.Outcome == Promotion.Done)
+        {
+            // A replica refuses writes by its role: the seal is no longer needed.
+            await refused.TryAsync(() => RestoreQuietlyAsync(fence, settings)).ConfigureAwait(false);
+        }
+
+        if (refused.Any)
+        {
+            // After a promotion, the next run finishes it ('abort' refuses once TARGET was promoted).
+            var first = fence.Problem ?? RefusedUndos.ProblemOf(thrown?.SourceException);
+            throw run.Outcome == Promotion.NotPromoted
+                ? refused.Halt(first)
+                : refused.Halt(first,
+                    $"{replica.Name} was promoted{(run.Outcome == Promotion.Done ? $" and {primary.Name} made its replica" : $", {primary.Name} sealed (it refuses every write)")}.",
+                    $"Run 'status' to see who holds the lease; once no other coordinator runs this migration, run the same command again: it finishes the handoff ({replica.Name} was promoted, so 'abort' refuses).");
+        }
+
+        thrown?.Throw();
+        return run.Outcome;
+    }
+
+    // The steps behind the pause; what they got to is in run.
+    private async Task StepsBehindFenceAsync(FencedRun run, Fence fence, RedisNode primary, RedisNode replica, string successor, CancellationToken cancellationToken)
+    {
+        var bound = options.MaxPause;
+        var offset = await fence.WithinAsync(fence.PauseAsync(bound), bound, cancellationToken).ConfigureAwait(false);
+        if (!await fence.CaughtUpAsync(replica, offset, bound / 2, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // Whatever entered the stream before the seal (a write past a lapsed pause, a replication PING) must reach
+        // the replica too; nothing enters it after. Sealed only now: until the replica has shown it keeps up, a
+        // held write waits behind the pause (and goes on on its own if the pause lapses), not refused.
+        run.SealedOff = true;
+        if (await fence.WithinAsync(fence.SealAsync(), bound, cancellationToken).ConfigureAwait(false) is not { } sealedAt
+            || (sealedAt != offset && !await fence.CaughtUpAsync(replica, sealedAt, bound / 2, cancellationToken).ConfigureAwait(false)))
+        {
+            return;
+        }
+
+        // Pipelined behind the promotion: the role and the run id, in one answer, of the server that answered
+        // (not one restarted since).
+        var promote = replica.ExecuteAuditedAsync("promote: it has processed the whole stream", "REPLICAOF", "NO", "ONE");
+        var answered = replica.InfoAsync("default");
+        Exception? lost = null;
+        try
+        {
+            await fence.WithinAsync(promote, bound, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            lost = ex;
+        }
+
+        // The answer may be lost, not the command (the replica may be a primary now); and a server restarted
+        // since the catch-up may answer as a primary with less data. Only the same server, a primary now, is
+        // promoted; only its own word that it is still a replica, or another server's, lets the seal go.
+        var (isPrimary, runId) = await SuccessorAsync(fence.WithinAsync(answered, bound, cancellationToken),
+            () => fence.WithinAsync(replica.InfoAsync("default"), bound, cancellationToken)).ConfigureAwait(false);
+        if (runId is not null && runId != successor)
+        {
+            fence.Fail($"{replica.Name} restarted during the handoff (another run id): it may hold less than {primary.Name}, which stays the primary.");
+            return;
+        }
+
+        if (lost is not null && isPrimary == false)
+        {
+            fence.Fail(lost.Message);
+            return;
+        }
+
+        if (isPrimary != true || runId is null)
+        {
+            fence.Fail(lost is TimeoutException ? $"{replica.Name} did not answer REPLICAOF NO ONE within --max-pause ({bound.TotalMilliseconds:N0} ms)" : lost?.Message ?? $"{replica.Name} could not be asked whether it is the primary now.");
+            fence.PromotedAt = time.GetUtcNow();
+            run.Outcome = Promotion.PromotedNotDemoted; // the seal stays: the old primary takes no write the new one may lack
+            return;
+        }
+
+        fence.PromotedAt = time.GetUtcNow();
+        run.Outcome = Promotion.PromotedNotDemoted;
+
+        // One round trip: the demotion, then the held writes go on (and fail READONLY: the armed instances' signal).
+        var demoted = fence.WithinAsync(DemoteAsync(primary, replica), bound, cancellationToken);
+        run.Unpaused = fence.UnpauseQuietlyAsync();
+        await demoted.ConfigureAwait(false);
+        run.Outcome = Promotion.Done;
+    }
+
+    // How far the steps behind the fence got, for the undo after them.
+    private sealed class FencedRun
+    {
+        public Promotion Outcome { get; set; } = Promotion.NotPromoted;
+
+        public bool SealedOff { get; set; }
+
+        public Task? Unpaused { get; set; } // sent behind the demotion
+    }
+
+    // The undos after a fence that were not made because another coordinator may hold the lease by then, and the halt
+    // that says so: what went wrong first, then every undo not made (what stays as it is).
+    private sealed class RefusedUndos
+    {
+        private readonly List<UndoRefusedException> refused = [];
+
+        public bool Any => refused.Count > 0;
+
+        public static string? ProblemOf(Exception? ex) => (ex as MigrationHaltedException)?.Problem ?? ex?.Message;
+
+        public async Task TryAsync(Func<Task> undo)
+        {
+            try
             {
-                // A replica refuses writes by its role: the seal is no longer needed.
-                await RestoreQuietlyAsync(fence, settings).ConfigureAwait(false);
+                await undo().ConfigureAwait(false);
             }
+            catch (UndoRefusedException ex)
+            {
+                refused.Add(ex);
+            }
+        }
+
+        public MigrationHaltedException Halt(string? first, string promoted = "Nothing was promoted.", string? howToContinue = null)
+        {
+            var lostLease = refused[0].Problem;
+            return new MigrationHaltedException(
+                first is null || first == lostLease ? lostLease : $"{first} Then: {lostLease}",
+                $"{promoted} It left {string.Join("; ", refused.Select(r => r.Left))}, and undid nothing more: another coordinator may hold the lease now, and what this run left is that one's to undo.",
+                howToContinue ?? refused[0].HowToContinue);
         }
     }
 
     // What the successor answers of its role (true for a primary) and its run id, each null when it cannot be asked:
     // both from one answer (the one pipelined behind the promotion, or asked again when that was lost), so that they
     // never come from two processes.
-    private static async Task<(bool? IsPrimary, string? RunId)> SuccessorAsync(RedisNode node, Task<ServerInfo> answered)
+    private static async Task<(bool? IsPrimary, string? RunId)> SuccessorAsync(Task<ServerInfo> answered, Func<Task<ServerInfo>> askAgain)
     {
-        var info = await AnsweredAsync(answered).ConfigureAwait(false) ?? await AnsweredAsync(node.InfoAsync("default")).ConfigureAwait(false);
+        var info = await AnsweredAsync(answered).ConfigureAwait(false) ?? await AnsweredAsync(askAgain()).ConfigureAwait(false);
         return (info is null ? null : !info.IsReplica, info?.RunId);
 
         static async Task<ServerInfo?> AnsweredAsync(Task<ServerInfo> info)

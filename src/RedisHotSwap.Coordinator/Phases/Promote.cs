@@ -121,22 +121,25 @@ public sealed partial class MigrationCoordinator
 
         await HoldLeaseThroughAsync(LongestHold).ConfigureAwait(false); // through the catch-up, the fence check and the unpause
         (string Problem, string Left, string Next)? failure;
+        var hold = options.PromotionTimeout + PauseMargin;
+        fence.Start();
         try
         {
             // Inside: a pause whose answer was lost may hold SOURCE's writes all the same; it is lifted on the way out.
-            await fence.PauseAsync(options.PromotionTimeout + PauseMargin).ConfigureAwait(false);
-            failure = await CatchUpAndPromoteAsync(state, cancellationToken).ConfigureAwait(false);
+            // Every step up to the promotion is bounded by the pause: the undo, if any, comes well within the lease.
+            await fence.WithinAsync(fence.PauseAsync(hold), hold, cancellationToken).ConfigureAwait(false);
+            failure = await CatchUpAndPromoteAsync(state, fence, hold, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not PromotionUncertainException)
         {
-            await UndoFenceAsync(state).ConfigureAwait(false);
+            await UndoFenceAsync(state, RefusedUndos.ProblemOf(ex)).ConfigureAwait(false);
             throw;
         }
 
         if (failure is { } f)
         {
             // Lift the pause before recording anything: the record goes to SOURCE.
-            await UndoFenceAsync(state).ConfigureAwait(false);
+            await UndoFenceAsync(state, f.Problem).ConfigureAwait(false);
             throw await HaltAsync(state, Source, f.Problem, f.Left, f.Next).ConfigureAwait(false);
         }
 
@@ -153,21 +156,24 @@ public sealed partial class MigrationCoordinator
         return state;
     }
 
-    /// <summary>Behind the pause: re-check instances, wait for TARGET's offset, promote. Null when promoted.</summary>
-    private async Task<(string Problem, string Left, string Next)?> CatchUpAndPromoteAsync(MigrationState state, CancellationToken cancellationToken)
+    /// <summary>
+    /// Behind the pause: re-check instances, wait for TARGET's offset, promote; each step bounded by what is left of
+    /// <paramref name="hold"/> since the pause. Null when promoted.
+    /// </summary>
+    private async Task<(string Problem, string Left, string Next)?> CatchUpAndPromoteAsync(MigrationState state, Fence fence, TimeSpan hold, CancellationToken cancellationToken)
     {
-        var (ready, waiting) = await InstancesOnAsync(RedisSide.Target).ConfigureAwait(false);
+        var (ready, waiting) = await fence.WithinAsync(InstancesOnAsync(RedisSide.Target), hold, cancellationToken).ConfigureAwait(false);
         if (!ready)
         {
             return ($"Not promoting: {waiting}.", "SOURCE's writes were unpaused; nothing was promoted.", "Run 'promote' again.");
         }
 
-        var sourceOffset = (await Source.InfoAsync().ConfigureAwait(false)).MasterOffset;
+        var sourceOffset = (await fence.WithinAsync(Source.InfoAsync(), hold, cancellationToken).ConfigureAwait(false)).MasterOffset;
         string? problem = null;
         var drained = await WaitAsync(options.PromotionTimeout, async () =>
         {
-            problem = await WindowProblemAsync(state).ConfigureAwait(false);
-            var info = await Target.InfoAsync().ConfigureAwait(false);
+            problem = await fence.WithinAsync(WindowProblemAsync(state), hold, cancellationToken).ConfigureAwait(false);
+            var info = await fence.WithinAsync(Target.InfoAsync(), hold, cancellationToken).ConfigureAwait(false);
             return (problem is not null || info.ReplicaOffset >= sourceOffset,
                 $"TARGET to consume SOURCE's stream ({Math.Max(0, sourceOffset - info.ReplicaOffset)} bytes left)");
         }, cancellationToken).ConfigureAwait(false);
@@ -179,16 +185,17 @@ public sealed partial class MigrationCoordinator
                 "Run 'promote' again, or 'abort'.");
         }
 
-        await LiftEarlierFenceAsync(Target).ConfigureAwait(false);
+        await fence.WithinAsync(LiftEarlierFenceAsync(Target), hold, cancellationToken).ConfigureAwait(false);
         try
         {
-            await Target.ExecuteAuditedAsync("promote: TARGET has consumed SOURCE's whole stream", "REPLICAOF", "NO", "ONE").ConfigureAwait(false);
+            await fence.WithinAsync(Target.ExecuteAuditedAsync("promote: TARGET has consumed SOURCE's whole stream", "REPLICAOF", "NO", "ONE"), hold, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
         {
             // The answer may be lost, not the command: only TARGET's own word that it is still a replica lets the
             // fence be undone; while it cannot be asked, SOURCE stays fenced.
-            switch ((await SuccessorAsync(Target, Target.InfoAsync("default")).ConfigureAwait(false)).IsPrimary)
+            switch ((await SuccessorAsync(fence.WithinAsync(Target.InfoAsync("default"), hold, cancellationToken),
+                () => fence.WithinAsync(Target.InfoAsync("default"), hold, cancellationToken)).ConfigureAwait(false)).IsPrimary)
             {
                 case false:
                     throw;
@@ -202,23 +209,33 @@ public sealed partial class MigrationCoordinator
         return null;
     }
 
-    /// <summary>Before a promotion that did not happen: lift the pause and put SOURCE's fence settings back.</summary>
-    private async Task UndoFenceAsync(MigrationState state)
+    /// <summary>
+    /// Before a promotion that did not happen: lift the pause and put SOURCE's fence settings back; neither once the
+    /// lease may be another coordinator's (that one's fence may stand there now): then it throws the halt saying so.
+    /// </summary>
+    private async Task UndoFenceAsync(MigrationState state, string? problem = null)
     {
         var fence = new Fence(Source);
-        await fence.UnpauseQuietlyAsync().ConfigureAwait(false);
-        if (state.SourceMinReplicas is null)
+        var refused = new RefusedUndos();
+        await refused.TryAsync(fence.UnpauseQuietlyAsync).ConfigureAwait(false);
+        if (state.SourceMinReplicas is { } minReplicas) // else the fence was never armed
         {
-            return; // the fence was never armed
+            await refused.TryAsync(async () =>
+            {
+                try
+                {
+                    await fence.RestoreAsync(new FenceSettings(minReplicas, state.FencedMaxLag ?? "10")).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+                {
+                    // Harmless while TARGET is attached; 'abort' puts it back too.
+                }
+            }).ConfigureAwait(false);
         }
 
-        try
+        if (refused.Any)
         {
-            await fence.RestoreAsync(new FenceSettings(state.SourceMinReplicas, state.FencedMaxLag ?? "10")).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
-        {
-            // Harmless while TARGET is attached; 'abort' puts it back too.
+            throw refused.Halt(problem); // with the problem that called the promotion off
         }
     }
 

@@ -100,8 +100,7 @@ internal sealed class Fence(RedisNode fenced)
         {
             do
             {
-                var left = bound - Held;
-                var info = await successor.InfoAsync("replication").WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+                var info = await WithinAsync(successor.InfoAsync("replication"), bound, cancellationToken).ConfigureAwait(false);
                 if (info.ReplicaOffset >= offset)
                 {
                     return true;
@@ -117,6 +116,18 @@ internal sealed class Fence(RedisNode fenced)
         Fail($"{successor.Name} did not take the last of {fenced.Name}'s stream within {bound.TotalMilliseconds:N0} ms.");
         return false;
     }
+
+    /// <summary>
+    /// <paramref name="step"/>, sent behind the pause, bounded by what is left of <paramref name="bound"/> since
+    /// <see cref="Start"/>: a server that does not answer fails it (<see cref="TimeoutException"/>) at the bound, not
+    /// after the client's command timeout, while writes wait and the lease runs out.
+    /// </summary>
+    public Task<T> WithinAsync<T>(Task<T> step, TimeSpan bound, CancellationToken cancellationToken) =>
+        Observed(step).WaitAsync(Left(bound), cancellationToken);
+
+    /// <inheritdoc cref="WithinAsync{T}(Task{T}, TimeSpan, CancellationToken)"/>
+    public Task WithinAsync(Task step, TimeSpan bound, CancellationToken cancellationToken) =>
+        Observed(step).WaitAsync(Left(bound), cancellationToken);
 
     /// <summary>Whether the fence bites now, read back from the server: it requires <paramref name="required"/> replicas and counts fewer good ones.</summary>
     public async Task<bool> BitesAsync(int required)
@@ -162,12 +173,15 @@ internal sealed class Fence(RedisNode fenced)
         return (await info.ConfigureAwait(false)).MasterOffset;
     }
 
-    /// <summary>Lets the held writes go on (they fail if the side was demoted meanwhile). Never throws: a pause ends by itself.</summary>
+    /// <summary>
+    /// Lets the held writes go on (they fail if the side was demoted meanwhile). Quiet about the server (a pause ends
+    /// by itself); throws only when the lease is another coordinator's to hold now, whose pause this would lift.
+    /// </summary>
     public async Task UnpauseQuietlyAsync()
     {
         try
         {
-            await fenced.ExecuteUndoAuditedAsync("let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
+            await fenced.ExecuteUndoAuditedAsync($"{fenced.Name}'s write pause as it was (not lifted: it lapses by itself)", "let the held writes go on", "CLIENT", "UNPAUSE").ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -175,18 +189,31 @@ internal sealed class Fence(RedisNode fenced)
         }
     }
 
-    /// <summary>Puts the settings the fence changed back exactly as they were (an undo: never stopped by a lost lease).</summary>
+    /// <summary>
+    /// Puts the settings the fence changed back exactly as they were: an undo, which a failed renewal does not stop,
+    /// but which is not made once another coordinator may hold the lease (its own fence may stand there now).
+    /// </summary>
     public async Task RestoreAsync(FenceSettings before)
     {
         if (await fenced.ConfigGetAsync(MinReplicas).ConfigureAwait(false) != before.MinReplicas)
         {
-            await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+            await fenced.ConfigSetAuditedAsync(MinReplicas, before.MinReplicas, "put the fence's setting back", undo: true).ConfigureAwait(false);
         }
 
         if (await fenced.ConfigGetAsync(MaxLag).ConfigureAwait(false) != before.MaxLag)
         {
-            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", guarded: false).ConfigureAwait(false);
+            await fenced.ConfigSetAuditedAsync(MaxLag, before.MaxLag, "put the fence's setting back", undo: true).ConfigureAwait(false);
         }
+    }
+
+    private TimeSpan Left(TimeSpan bound) => bound - Held is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
+
+    // A step given up at its bound may still fail later: its exception is observed, never left to the finalizer.
+    private static T Observed<T>(T step)
+        where T : Task
+    {
+        _ = step.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return step;
     }
 
     private async Task KeepReplicaCheckOnAsync(FenceSettings before)

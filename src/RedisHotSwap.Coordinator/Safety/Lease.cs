@@ -40,6 +40,11 @@ internal sealed class Lease : IAsyncDisposable
 
     private static readonly TimeSpan RenewEvery = TimeToLive / 3;
 
+    // Taken off every span the server confirmed, so that the lease counts as lost here before its key can expire there
+    // (the two clocks' drift, the reply's way back): a fixed part of TimeToLive, so that a long write pause is still
+    // covered in full.
+    private static readonly TimeSpan Margin = TimeToLive / 10;
+
     private readonly ConnectionMultiplexer[] connections;
     private readonly string[] names;
     private readonly RedisKey key;
@@ -47,21 +52,24 @@ internal sealed class Lease : IAsyncDisposable
     private readonly string migrationId;
     private readonly CancellationTokenSource stopping = new();
     private readonly Task renewing;
+    private readonly TimeProvider time;
     private int node;
     private long validUntil;
     private long holdUntil;
     private volatile string? lost;
+    private volatile string? gone; // why its server said it is no longer ours (another holds it, or it expired)
     private string? renewalProblem; // why the last renewal failed, for the message when the lease lapses
 
-    private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, long validUntil)
+    private Lease(ConnectionMultiplexer[] connections, string[] names, int node, RedisKey key, string value, string migrationId, TimeProvider time, long sent)
     {
+        this.time = time;
         this.connections = connections;
         this.names = names;
         this.node = node;
         this.key = key;
         this.value = value;
         this.migrationId = migrationId;
-        this.validUntil = validUntil;
+        validUntil = ValidUntil(sent, TimeToLive); // from when the SET NX was sent, as a renewal's
         renewing = Task.Run(RenewLoopAsync);
     }
 
@@ -96,7 +104,7 @@ internal sealed class Lease : IAsyncDisposable
                 // refuses writes beside a TARGET that is a primary (after a window promotion): its copy of the key can
                 // then be neither renewed nor released, and the one that counts, replicated before the promotion, is on TARGET.
                 var order = await TargetFirstAsync(source, target).ConfigureAwait(false) ? new[] { 1, 0 } : [0, 1];
-                var (taken, on, other, refused) = await TryTakeAsync(connections, order, key, value).ConfigureAwait(false);
+                var (taken, on, other, refused, sent) = await TryTakeAsync(connections, order, key, value, time).ConfigureAwait(false);
                 if (refused is not null)
                 {
                     if (!lifted && liftStaleSeal is not null && await liftStaleSeal().ConfigureAwait(false))
@@ -113,7 +121,7 @@ internal sealed class Lease : IAsyncDisposable
                 {
                     var names = new[] { source.Name, target.Name };
                     LeaseHolder.HeldHere[holder.Token] = true;
-                    return new Lease(connections, names, on, key, value, migrationId, Stopwatch.GetTimestamp() + (long)(TimeToLive.TotalSeconds * Stopwatch.Frequency * 0.9));
+                    return new Lease(connections, names, on, key, value, migrationId, time, sent);
                 }
 
                 var ttl = await connections[on].GetDatabase().KeyTimeToLiveAsync(key).ConfigureAwait(false) ?? TimeSpan.Zero;
@@ -151,17 +159,39 @@ internal sealed class Lease : IAsyncDisposable
     /// <exception cref="MigrationHaltedException">Another coordinator holds the lease now, or it could not be renewed in time.</exception>
     public void ThrowIfLost()
     {
-        if (lost is null && Stopwatch.GetTimestamp() > Volatile.Read(ref validUntil))
+        if (lost is null && Expired() is { } expired)
         {
-            lost = $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s{(Volatile.Read(ref renewalProblem) is { } problem ? $" ({problem})" : string.Empty)}";
+            lost = expired;
         }
 
         if (lost is { } why)
         {
             throw new MigrationHaltedException(
-                $"This coordinator lost the lease on migration '{migrationId}': {why}.",
+                LostProblem(why),
                 "It stopped before its next change to a server; what it did up to here stands (see 'status').",
                 "Make sure no other coordinator runs this migration, then run the same command again.");
+        }
+    }
+
+    /// <summary>
+    /// Asked before an undo (a setting put back, a pause lifted): throws, so that the undo is not sent, once another
+    /// coordinator may hold the lease, that is once its server said another holds it or that it expired, or once it
+    /// outlived its validity by this coordinator's clock (the server's copy may have expired and been taken since).
+    /// A renewal that merely failed (its server out of reach, or refusing writes behind the seal) stops no undo
+    /// before then: no other coordinator can hold the lease while the key it last confirmed still lives.
+    /// </summary>
+    /// <param name="left">What stays as it is without the undo, in words ("SOURCE's write pause as it was ...").</param>
+    /// <exception cref="UndoRefusedException">Another coordinator may hold the lease: the undo is its to make.</exception>
+    public void ThrowIfNotOursToUndo(string left)
+    {
+        if ((gone ?? Expired()) is { } why)
+        {
+            lost ??= why;
+            throw new UndoRefusedException(
+                left,
+                LostProblem(why),
+                $"It left {left} and undid nothing more: another coordinator may hold the lease now, and what this run left is that one's to undo.",
+                "Run 'status' to see who holds the lease; once no other coordinator runs this migration, run the same command again (it lifts a seal or pause a stopped run left), or 'abort'.");
         }
     }
 
@@ -173,7 +203,7 @@ internal sealed class Lease : IAsyncDisposable
     /// <exception cref="MigrationHaltedException">The lease could not be extended (or was lost).</exception>
     public async Task HoldThroughAsync(TimeSpan bound)
     {
-        Volatile.Write(ref holdUntil, Stopwatch.GetTimestamp() + (long)(bound.TotalSeconds * Stopwatch.Frequency));
+        Volatile.Write(ref holdUntil, time.GetTimestamp() + (long)(bound.TotalSeconds * time.TimestampFrequency));
         if (!await RenewAsync().ConfigureAwait(false))
         {
             lost ??= $"it could not be extended over the write pause ({bound.TotalSeconds:N0} s)";
@@ -209,6 +239,16 @@ internal sealed class Lease : IAsyncDisposable
         stopping.Dispose();
     }
 
+    // Valid here until the server's key could expire: the span it confirmed, from when the command was sent, less the margin.
+    private long ValidUntil(long sent, TimeSpan span) => sent + (long)((span - Margin).TotalSeconds * time.TimestampFrequency);
+
+    private string LostProblem(string why) => $"This coordinator lost the lease on migration '{migrationId}': {why}.";
+
+    // Why the lease is no longer valid by this coordinator's clock; null while it is.
+    private string? Expired() => time.GetTimestamp() > Volatile.Read(ref validUntil)
+        ? $"its lease could not be renewed within {TimeToLive.TotalSeconds:N0} s{(Volatile.Read(ref renewalProblem) is { } problem ? $" ({problem})" : string.Empty)}"
+        : null;
+
     private static async Task<bool> TargetFirstAsync(RedisNode source, RedisNode target)
     {
         var info = await source.InfoAsync("replication").ConfigureAwait(false);
@@ -240,9 +280,9 @@ internal sealed class Lease : IAsyncDisposable
         return await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
     }
 
-    // SET NX on the first side that takes writes; the holder found instead, and on which side, when it is taken; or
-    // (with no side) why the last side refused, when none takes writes.
-    private static async Task<(bool Taken, int On, LeaseHolder? Holder, string? Refused)> TryTakeAsync(ConnectionMultiplexer[] connections, int[] order, RedisKey key, string value)
+    // SET NX on the first side that takes writes, and when it was sent; the holder found instead, and on which side,
+    // when it is taken; or (with no side) why the last side refused, when none takes writes.
+    private static async Task<(bool Taken, int On, LeaseHolder? Holder, string? Refused, long Sent)> TryTakeAsync(ConnectionMultiplexer[] connections, int[] order, RedisKey key, string value, TimeProvider time)
     {
         string? refused = null;
         foreach (var index in order)
@@ -251,17 +291,18 @@ internal sealed class Lease : IAsyncDisposable
             var current = await db.StringGetAsync(key).ConfigureAwait(false);
             if (!current.IsNull)
             {
-                return (false, index, LeaseHolder.FromJson(current), null);
+                return (false, index, LeaseHolder.FromJson(current), null, 0);
             }
 
             try
             {
+                var sent = time.GetTimestamp();
                 if (await db.StringSetAsync(key, value, TimeToLive, When.NotExists).ConfigureAwait(false))
                 {
-                    return (true, index, null, null);
+                    return (true, index, null, null, sent);
                 }
 
-                return (false, index, LeaseHolder.FromJson(await db.StringGetAsync(key).ConfigureAwait(false)), null);
+                return (false, index, LeaseHolder.FromJson(await db.StringGetAsync(key).ConfigureAwait(false)), null, 0);
             }
             catch (RedisServerException ex) when (IsNotWritable(ex))
             {
@@ -279,7 +320,7 @@ internal sealed class Lease : IAsyncDisposable
             }
         }
 
-        return (false, -1, null, refused);
+        return (false, -1, null, refused, 0);
     }
 
     // A replica (READONLY) or a side fenced off (NOREPLICAS): its own answer, never a connection that failed.
@@ -343,9 +384,9 @@ internal sealed class Lease : IAsyncDisposable
     // True once the server confirmed the extension.
     private async Task<bool> RenewAsync()
     {
-        var sent = Stopwatch.GetTimestamp();
+        var sent = time.GetTimestamp();
         var held = Volatile.Read(ref holdUntil) - sent;
-        var span = TimeToLive + (held > 0 ? Stopwatch.GetElapsedTime(0, held) : TimeSpan.Zero);
+        var span = TimeToLive + (held > 0 ? time.GetElapsedTime(0, held) : TimeSpan.Zero);
         var ms = ((long)span.TotalMilliseconds).ToString(CultureInfo.InvariantCulture);
         for (var attempt = 0; attempt < 2; attempt++)
         {
@@ -356,30 +397,35 @@ internal sealed class Lease : IAsyncDisposable
                 if (result == 0)
                 {
                     var other = LeaseHolder.FromJson(await connections[index].GetDatabase().StringGetAsync(key).ConfigureAwait(false));
-                    lost ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
+                    gone ??= $"another coordinator holds it now ({other?.Describe() ?? "unknown"})";
+                    lost ??= gone;
                     return false;
                 }
 
                 if (result == 2)
                 {
-                    lost ??= $"it expired before it could be renewed (this coordinator stalled, or {names[index]} was out of reach, for over {TimeToLive.TotalSeconds:N0} s); another coordinator may have run meanwhile";
+                    gone ??= $"it expired before it could be renewed (this coordinator stalled, or {names[index]} was out of reach, for over {TimeToLive.TotalSeconds:N0} s); another coordinator may have run meanwhile";
+                    lost ??= gone;
                     return false;
                 }
 
-                Volatile.Write(ref validUntil, sent + (long)(span.TotalSeconds * Stopwatch.Frequency * 0.9));
+                Volatile.Write(ref validUntil, ValidUntil(sent, span));
                 Volatile.Write(ref renewalProblem, null);
                 return true;
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                Volatile.Write(ref renewalProblem, $"{names[index]} {(ex is TimeoutException ? "did not answer in time" : "could not be reached")}");
+                var refused = ex is RedisException redis && IsNotWritable(redis)
+                    || (ex is RedisConnectionException && await RoleAsync(connections[index]).ConfigureAwait(false) == "slave");
+                Volatile.Write(ref renewalProblem, ex is TimeoutException ? $"{names[index]} did not answer in time"
+                    : refused && ex.Message.StartsWith("NOREPLICAS", StringComparison.Ordinal) ? $"{names[index]} refused it behind this coordinator's own seal (NOREPLICAS)"
+                    : refused ? $"{names[index]} refused it as a replica"
+                    : $"{names[index]} could not be reached");
 
                 // The primary role moved (the key replicated there before it did): follow it only from a side that
                 // refuses writes by its own word (the client refuses a known replica's) to one that says it is a
                 // primary now; a side merely out of reach is never a reason to move. Else tried again at the next
                 // renewal: lost only once it is no longer valid.
-                var refused = ex is RedisException redis && IsNotWritable(redis)
-                    || (ex is RedisConnectionException && await RoleAsync(connections[index]).ConfigureAwait(false) == "slave");
                 if (attempt > 0 || !refused || !await IsPrimaryAsync(1 - index).ConfigureAwait(false))
                 {
                     return false;

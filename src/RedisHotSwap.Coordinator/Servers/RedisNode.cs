@@ -120,6 +120,13 @@ internal sealed class RedisNode : IAsyncDisposable
     /// <summary>Asked before every change to this server; throws when the coordinator may no longer change it (its lease is lost).</summary>
     internal Action? Guard { get; set; }
 
+    /// <summary>
+    /// Asked before every undo (a setting put back, a pause lifted), with what would stay as it is: throws once another
+    /// coordinator may hold the lease, whose fence the undo would lift. An undo is not stopped by <see cref="Guard"/>:
+    /// a renewal that failed while the lease is still this coordinator's lets it clean up after itself.
+    /// </summary>
+    internal Action<string>? UndoGuard { get; set; }
+
     /// <summary>Reads <c>INFO</c> (all sections).</summary>
     public async Task<ServerInfo> InfoAsync() =>
         ServerInfo.Parse((string)(await Server.ExecuteAsync("INFO", "everything").ConfigureAwait(false))!);
@@ -173,18 +180,22 @@ internal sealed class RedisNode : IAsyncDisposable
     }
 
     /// <summary>
-    /// <c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown. An undo
-    /// (<paramref name="guarded"/> false: it only puts back what the coordinator changed) goes through even once the lease is lost.
+    /// <c>CONFIG SET</c>, recorded in the audit trail with its reason; a secret's value is never shown. An
+    /// <paramref name="undo"/> (it only puts back what the coordinator changed) asks <see cref="UndoGuard"/> instead of <see cref="Guard"/>.
     /// </summary>
-    internal async Task ConfigSetAuditedAsync(string key, string value, string reason, bool guarded = true)
+    internal async Task ConfigSetAuditedAsync(string key, string value, string reason, bool undo = false)
     {
-        if (guarded)
+        var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
+        if (undo)
+        {
+            UndoGuard?.Invoke($"{Name}'s {key} as it was (not put back to {shown})");
+        }
+        else
         {
             Guard?.Invoke();
         }
 
         await Server.ConfigSetAsync(key, value).ConfigureAwait(false);
-        var shown = key is "masterauth" or "requirepass" && value.Length > 0 ? "***" : $"'{value}'";
         Audit?.Invoke($"{Name}: CONFIG SET {key} {shown} ({reason})");
     }
 
@@ -192,14 +203,20 @@ internal sealed class RedisNode : IAsyncDisposable
     internal async Task<RedisResult> ExecuteAuditedAsync(string reason, string command, params object[] args)
     {
         Guard?.Invoke();
-        return await ExecuteUndoAuditedAsync(reason, command, args).ConfigureAwait(false);
+        return await SendAuditedAsync(reason, command, args).ConfigureAwait(false);
     }
 
     /// <summary>
     /// A command that only undoes what the coordinator changed (lifting its own pause), recorded in the audit trail;
-    /// never guarded by the lease: a coordinator that lost its lease still cleans up after itself.
+    /// not sent once another coordinator may hold the lease (<see cref="UndoGuard"/>, told that <paramref name="stays"/>).
     /// </summary>
-    internal async Task<RedisResult> ExecuteUndoAuditedAsync(string reason, string command, params object[] args)
+    internal async Task<RedisResult> ExecuteUndoAuditedAsync(string stays, string reason, string command, params object[] args)
+    {
+        UndoGuard?.Invoke(stays);
+        return await SendAuditedAsync(reason, command, args).ConfigureAwait(false);
+    }
+
+    private async Task<RedisResult> SendAuditedAsync(string reason, string command, object[] args)
     {
         var result = await Server.ExecuteAsync(command, args).ConfigureAwait(false);
         Audit?.Invoke($"{Name}: {string.Join(' ', args.Prepend(command))} ({reason})");

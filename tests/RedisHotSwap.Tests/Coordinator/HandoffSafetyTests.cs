@@ -124,6 +124,69 @@ public sealed class HandoffSafetyTests
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.TargetDb, load.Acknowledged));
     }
 
+    // TARGET freezes the moment SOURCE is sealed: REPLICAOF NO ONE meets a server that answers nothing, for longer than
+    // the lease's validity. Every step behind the fence is bounded by --max-pause, so the coordinator ends the fenced
+    // part while the lease is still its own: the promotion's outcome unknown, the seal stays (SOURCE takes no write
+    // TARGET may lack), the pause is lifted, and the halt says to run the same command again, which finishes.
+    [Fact]
+    public async Task Handoff_WhoseTargetStallsAtThePromotionPastTheLease_KeepsTheSealLiftsThePauseAndFinishesWhenRunAgain()
+    {
+        const string id = "stalled-promotion";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        await app.Multiplexer.GetDatabase().StringSetAsync("before", "1");
+
+        var frozen = 0;
+        RedisHotSwap.Coordinator.MigrationHaltedException halted;
+        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            o.ExpectedInstances = 1;
+            o.MaxPause = TimeSpan.FromSeconds(2);
+            o.Audit = line =>
+            {
+                if (line.Contains("(seal:", StringComparison.Ordinal) && Interlocked.Exchange(ref frozen, 1) == 0)
+                {
+                    migration.Target.SuspendAsync().GetAwaiter().GetResult(); // before REPLICAOF NO ONE is sent
+                }
+            };
+        }))
+        {
+            try
+            {
+                halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
+
+                // The fenced part ended in time: its own halt, not a lost lease's.
+                Assert.Contains("TARGET was promoted, but SOURCE could not be made its replica", halted.Problem);
+                Assert.Contains("did not answer REPLICAOF NO ONE within --max-pause", halted.Problem);
+                Assert.DoesNotContain("lost the lease", halted.Message);
+                Assert.Contains("SOURCE is sealed", halted.StateLeft);
+                Assert.Contains("run the same command again", halted.HowToContinue, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain("'abort'", halted.HowToContinue);
+
+                // The seal stays (the promotion may have happened), and the pause is lifted: a write is refused at once.
+                Assert.NotEqual("0", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value);
+                await using var probe = await PauseProbe.SendAsync(migration.Source);
+                await probe.Published;
+                var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("sealed", "1"));
+                Assert.StartsWith("NOREPLICAS", refused.Message);
+            }
+            finally
+            {
+                await migration.Target.ResumeAsync();
+            }
+        }
+
+        Assert.Equal(1, frozen);
+        var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "1");
+        Assert.True(exit == 0, output);
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Source, "replication"));
+        Assert.Equal(RedisSide.Target, app.Controller.ActiveSide);
+        await app.Multiplexer.GetDatabase().StringSetAsync("after", "1"); // writes go on, on TARGET
+        Assert.Equal("1", (string?)await migration.TargetDb.StringGetAsync("before"));
+        Assert.Equal("1", (string?)await migration.TargetDb.StringGetAsync("after"));
+    }
+
     // The seal requires one replica more than SOURCE had when the handoff began; a replica that connects meanwhile makes
     // up the count, and the seal would not bite should the pause lapse. It is read back as it takes effect: then
     // nothing is promoted.
@@ -165,8 +228,53 @@ public sealed class HandoffSafetyTests
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
     }
 
+    // A stalls behind its fence past its lease; B takes the lease over, lifts A's pause (as a resumed run does) and puts
+    // its own pause and seal on SOURCE, on its way to promote. A wakes: its undo must not lift B's fence, or SOURCE would
+    // take writes TARGET may never get.
+    [Fact]
+    public async Task Handoff_WhoseLeaseWasTakenOverBehindTheFence_LeavesTheNewHoldersSealAndPause()
+    {
+        const string id = "overtaken";
+        await using var migration = await Migration.StartAsync();
+        await using var app = HotSwapApp.Create(migration, settings: HotSwapApp.Settings(migration, migrationId: id));
+        var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        var clock = new StallingTimeProvider();
+
+        var overtaken = 0;
+        RedisHotSwap.Coordinator.MigrationHaltedException halted;
+        await using (var coordinator = await OnThePauseAsync(migration, id, TimeSpan.FromSeconds(20), () =>
+        {
+            overtaken++;
+            Takeover.BehindTheFence(migration, id, clock, fence: "2"); // B's seal: one replica more than SOURCE has
+        }, clock))
+        {
+            halted = await Assert.ThrowsAsync<RedisHotSwap.Coordinator.MigrationHaltedException>(() => coordinator.MigrateAsync());
+        }
+
+        await using var probe = await PauseProbe.SendAsync(migration.Source);
+        try
+        {
+            Assert.Equal(1, overtaken);
+            Assert.Equal("2", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value); // B's seal stands
+            await probe.HeldAsync(source); // and its pause
+            Assert.Equal(Takeover.OtherHolder, await migration.TargetDb.StringGetAsync(MigrationKeys.Lease(id))); // and its lease (replicated)
+            Assert.Contains("lost the lease", halted.Problem);
+            Assert.Contains("It left SOURCE's min-replicas-to-write as it was", halted.StateLeft);
+            Assert.Contains("run the same command again", halted.HowToContinue);
+        }
+        finally
+        {
+            await source.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        await probe.Published;
+        var refused = await Assert.ThrowsAsync<RedisServerException>(() => migration.SourceDb.StringSetAsync("after-takeover", "1"));
+        Assert.StartsWith("NOREPLICAS", refused.Message);
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+    }
+
     // A coordinator for one instance, writes held for at most maxPause; onPause runs once, as the first pause takes effect.
-    private static Task<MigrationCoordinator> OnThePauseAsync(Migration migration, string id, TimeSpan maxPause, Action onPause)
+    private static Task<MigrationCoordinator> OnThePauseAsync(Migration migration, string id, TimeSpan maxPause, Action onPause, TimeProvider? time = null)
     {
         var paused = 0;
         return CoordinatorCli.ObserverAsync(migration, id, o =>
@@ -180,7 +288,7 @@ public sealed class HandoffSafetyTests
                     onPause();
                 }
             };
-        });
+        }, time);
     }
 
     // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).

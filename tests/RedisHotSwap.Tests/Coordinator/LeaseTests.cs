@@ -135,6 +135,7 @@ public sealed class LeaseTests
         await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
         await using var lease = await Lease.AcquireAsync(source, target, "unextended", "migrate", TimeProvider.System);
         source.Guard = target.Guard = lease.ThrowIfLost;
+        source.UndoGuard = target.UndoGuard = lease.ThrowIfNotOursToUndo; // the key it last confirmed still lives: it is still this one's
         await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigSetAsync("min-replicas-to-write", "2"); // SOURCE refuses the extension (NOREPLICAS)
 
         var halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => lease.HoldThroughAsync(TimeSpan.FromSeconds(2)));
@@ -147,6 +148,80 @@ public sealed class LeaseTests
         await fence.UnpauseQuietlyAsync();
         await fence.RestoreAsync(new FenceSettings("0", "10")); // an undo goes through all the same
         Assert.Equal("0", (await migration.SourceAdmin.GetServer(migration.Source.Endpoint).ConfigGetAsync("min-replicas-to-write"))[0].Value);
+    }
+
+    [Fact]
+    public async Task Undo_AfterAnotherCoordinatorTookTheLease_IsNotMadeAndSaysWhatItLeft()
+    {
+        await using var migration = await Migration.StartAsync(replicate: true);
+        await using var source = await RedisNode.ConnectAsync("SOURCE", migration.Source.ConfigurationString, CancellationToken.None);
+        await using var target = await RedisNode.ConnectAsync("TARGET", migration.Target.ConfigurationString, CancellationToken.None);
+        await using var lease = await Lease.AcquireAsync(source, target, "taken-over", "migrate", TimeProvider.System);
+        source.Guard = lease.ThrowIfLost;
+        source.UndoGuard = lease.ThrowIfNotOursToUndo;
+        var audit = new List<string>();
+        source.Audit = audit.Add;
+
+        // Another coordinator took the lease over and armed SOURCE's fence its own way.
+        var other = new LeaseHolder("other-token", "elsewhere", 4242, "migrate", DateTimeOffset.UtcNow).ToJson();
+        await migration.SourceDb.StringSetAsync(MigrationKeys.Lease("taken-over"), other, TimeSpan.FromMinutes(1));
+        var server = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        await server.ConfigSetAsync("min-replicas-to-write", "1");
+        await Eventually.TrueAsync(() => Task.FromResult(Throws(lease.ThrowIfLost)), "the renewal to find the lease taken");
+
+        var fence = new Fence(source);
+        var restore = await Assert.ThrowsAsync<UndoRefusedException>(() => fence.RestoreAsync(new FenceSettings("0", "10")));
+        var unpause = await Assert.ThrowsAsync<UndoRefusedException>(fence.UnpauseQuietlyAsync);
+
+        Assert.Equal("1", (await server.ConfigGetAsync("min-replicas-to-write"))[0].Value);
+        Assert.Empty(audit); // nothing was sent
+        Assert.Contains("lost the lease", restore.Problem);
+        Assert.Contains("It left SOURCE's min-replicas-to-write as it was (not put back to '0')", restore.StateLeft);
+        Assert.Contains("It left SOURCE's write pause as it was", unpause.StateLeft);
+        Assert.Equal("SOURCE's min-replicas-to-write as it was (not put back to '0')", restore.Left); // for a halt that lists every undo not made
+    }
+
+    // The window cutover's fence: A stalls behind its pause past its lease; B takes over and arms and pauses SOURCE again.
+    [Fact]
+    public async Task Promote_WhoseLeaseWasTakenOverBehindTheFence_LeavesTheNewHoldersFenceAndPause()
+    {
+        const string id = "window-overtaken";
+        await using var migration = await Migration.StartAsync();
+        var source = migration.SourceAdmin.GetServer(migration.Source.Endpoint);
+        var clock = new StallingTimeProvider();
+        var overtaken = 0;
+        MigrationHaltedException halted;
+        await using (var coordinator = await CoordinatorCli.ObserverAsync(migration, id, o =>
+        {
+            (o.ExpectedInstances, o.Cutover) = (0, CutoverMode.Window);
+            o.Audit = line =>
+            {
+                if (line.Contains("SOURCE: CLIENT PAUSE", StringComparison.Ordinal) && Interlocked.Increment(ref overtaken) == 1)
+                {
+                    Takeover.BehindTheFence(migration, id, clock, fence: "1"); // B's fence, armed as A's was
+                }
+            };
+        }, clock))
+        {
+            halted = await Assert.ThrowsAsync<MigrationHaltedException>(() => coordinator.MigrateAsync());
+        }
+
+        await using var probe = await PauseProbe.SendAsync(migration.Source);
+        try
+        {
+            Assert.Equal(1, overtaken);
+            Assert.Equal("1", (await source.ConfigGetAsync("min-replicas-to-write"))[0].Value); // B's fence stands
+            await probe.HeldAsync(source); // and its pause
+            Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+            Assert.Contains("lost the lease", halted.Problem);
+            Assert.Contains("It left SOURCE's write pause as it was", halted.StateLeft);
+        }
+        finally
+        {
+            await source.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        await probe.Published;
     }
 
     [Fact]

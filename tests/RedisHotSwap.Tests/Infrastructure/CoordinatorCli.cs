@@ -47,7 +47,7 @@ internal static class CoordinatorCli
     }
 
     /// <summary>The coordinator as a library; used also as a second connection that only looks, as <c>redis-hotswap status</c> does.</summary>
-    public static Task<MigrationCoordinator> ObserverAsync(Migration migration, string migrationId, Action<CoordinatorOptions>? configure = null)
+    public static Task<MigrationCoordinator> ObserverAsync(Migration migration, string migrationId, Action<CoordinatorOptions>? configure = null, TimeProvider? time = null)
     {
         var options = new CoordinatorOptions
         {
@@ -57,7 +57,7 @@ internal static class CoordinatorCli
             PollInterval = TimeSpan.FromMilliseconds(50),
         };
         configure?.Invoke(options);
-        return MigrationCoordinator.ConnectAsync(options);
+        return MigrationCoordinator.ConnectAsync(options, time: time);
     }
 
     /// <summary>Waits until the migration's state (kept in Redis) has reached <paramref name="phase"/>.</summary>
