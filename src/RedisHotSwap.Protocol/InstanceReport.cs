@@ -19,6 +19,7 @@ namespace RedisHotSwap.Protocol;
 /// </param>
 /// <param name="Version">The protocol version, <see cref="MigrationKeys.Version"/>.</param>
 /// <param name="Armed">The side this instance holds a warm connection to, ready for a handoff; null when none.</param>
+/// <param name="ArmedUnder">The epoch of the directive it is armed under; null when not armed (or an older version).</param>
 /// <param name="SwitchedAt">When its last switch swapped traffic (its own clock); null before the first.</param>
 /// <param name="Tracking">Copy mode: the epoch of the directive under which it tracks every write it makes (see <see cref="CopyStage"/>); null when it does not.</param>
 /// <param name="Fenced">Copy mode: the epoch of the fence directive under which it holds its writes, every earlier write acknowledged and marked; null when it does not.</param>
@@ -37,7 +38,8 @@ internal sealed record InstanceReport(
     RedisSide? Armed = null,
     DateTimeOffset? SwitchedAt = null,
     long? Tracking = null,
-    long? Fenced = null)
+    long? Fenced = null,
+    long? ArmedUnder = null)
 {
     /// <summary>The report as stored.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, ProtocolJson.Default.InstanceReport);

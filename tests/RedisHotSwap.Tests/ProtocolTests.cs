@@ -30,6 +30,15 @@ public sealed class ProtocolTests
     }
 
     [Fact]
+    public void InstanceReport_SaysTheEpochItIsArmedUnder_ThroughItsJson()
+    {
+        var report = new InstanceReport("h:1:abc", "h", 1, "app", RedisSide.Source, "m", 2, 9, DateTimeOffset.UnixEpoch, Armed: RedisSide.Target, ArmedUnder: 41);
+
+        Assert.Equal(41, InstanceReport.FromJson(report.ToJson())?.ArmedUnder);
+        Assert.Null(InstanceReport.FromJson((report with { Armed = null, ArmedUnder = null }).ToJson())?.ArmedUnder);
+    }
+
+    [Fact]
     public void InstanceReport_OfAnotherVersion_SaysWhyItCannotBeCounted()
     {
         var report = new InstanceReport("h:1:abc", "h", 1, "app", RedisSide.Source, "m", 2, 9, DateTimeOffset.UnixEpoch);

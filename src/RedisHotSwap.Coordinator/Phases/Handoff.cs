@@ -69,8 +69,9 @@ public sealed partial class MigrationCoordinator
                 }
             }
 
-            state = await ArmAsync(state, from, to, cancellationToken).ConfigureAwait(false);
-            (state, promotedAt) = await FailOverAsync(state, from, to, cancellationToken).ConfigureAwait(false);
+            long armEpoch;
+            (state, armEpoch) = await ArmAsync(state, from, to, cancellationToken).ConfigureAwait(false);
+            (state, promotedAt) = await FailOverAsync(state, from, to, armEpoch, cancellationToken).ConfigureAwait(false);
         }
 
         // The seal's settings go back on the demoted side whatever run made the demotion (a replica refuses writes by its role).
@@ -126,7 +127,9 @@ public sealed partial class MigrationCoordinator
         return !next.IsReplica && previous.IsReplica && Replicates(previous, replica);
     }
 
-    private async Task<MigrationState> ArmAsync(MigrationState state, RedisSide from, RedisSide to, CancellationToken cancellationToken)
+    // Returns the arm directive's epoch: an instance counts as armed only under it (a report made before it, say armed
+    // for an earlier run since called off, does not).
+    private async Task<(MigrationState State, long ArmEpoch)> ArmAsync(MigrationState state, RedisSide from, RedisSide to, CancellationToken cancellationToken)
     {
         var (primary, replica) = (Node(from), Node(to));
         var replicaInfo = await replica.InfoAsync().ConfigureAwait(false);
@@ -160,17 +163,17 @@ public sealed partial class MigrationCoordinator
             state = await store.WriteAsync(state.Enter(MigrationPhase.Arming, time.GetUtcNow()) with { Cutover = CutoverMode.Handoff, HandoffTo = to }, primary).ConfigureAwait(false);
         }
 
-        await IssueDirectiveAsync(primary, from, $"arm for the handoff to {Upper(to)}", arm: to, alsoAnnounceOn: replica).ConfigureAwait(false);
-        var armed = await WaitAsync(options.InstancesTimeout, () => ArmedAsync(from, to), cancellationToken).ConfigureAwait(false);
+        var epoch = (await IssueDirectiveAsync(primary, from, $"arm for the handoff to {Upper(to)}", arm: to, alsoAnnounceOn: replica).ConfigureAwait(false)).Epoch;
+        var armed = await WaitAsync(options.InstancesTimeout, () => ArmedAsync(from, to, epoch), cancellationToken).ConfigureAwait(false);
         if (!armed)
         {
-            var (_, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
+            var (_, waiting) = await ArmedAsync(from, to, epoch).ConfigureAwait(false);
             throw await HaltAsync(state, primary, $"Not every instance armed within {options.InstancesTimeout}: {waiting}.",
                 $"Nothing was promoted: {Upper(from)} stays the primary and every instance on it (armed ones hold a warm connection to {Upper(to)}).",
                 "Check those instances (MigrationId, reachability of the other server), then run the same command again; or 'abort'.").ConfigureAwait(false);
         }
 
-        return state;
+        return (state, epoch);
     }
 
     /// <summary>
@@ -186,7 +189,7 @@ public sealed partial class MigrationCoordinator
     /// keeps the old primary from taking a write the new one does not have, even if the pause lapses or the
     /// coordinator dies midway; the pause only turns the writes that arrive meanwhile into held ones.
     /// </remarks>
-    private async Task<(MigrationState State, DateTimeOffset PromotedAt)> FailOverAsync(MigrationState state, RedisSide from, RedisSide to, CancellationToken cancellationToken)
+    private async Task<(MigrationState State, DateTimeOffset PromotedAt)> FailOverAsync(MigrationState state, RedisSide from, RedisSide to, long armEpoch, CancellationToken cancellationToken)
     {
         var (primary, replica) = (Node(from), Node(to));
         var fence = new Fence(primary);
@@ -196,7 +199,7 @@ public sealed partial class MigrationCoordinator
         string? problem = null;
         var ready = await WaitAsync(LagWait, async () =>
         {
-            var (armed, waiting) = await ArmedAsync(from, to).ConfigureAwait(false);
+            var (armed, waiting) = await ArmedAsync(from, to, armEpoch).ConfigureAwait(false);
             var lag = await LagAsync(primary, replica).ConfigureAwait(false);
             problem = !armed ? waiting : lag > options.MaxLagBytes ? $"{Upper(to)} trails {Upper(from)} by {lag:N0} bytes (more than --max-lag {options.MaxLagBytes:N0})" : null;
             return (problem is null || !armed, problem ?? "nothing: every instance armed and the lag small");
@@ -467,8 +470,11 @@ public sealed partial class MigrationCoordinator
         }
     }
 
-    /// <summary>Whether every expected instance is on <paramref name="from"/>, armed for <paramref name="to"/> and done draining.</summary>
-    private async Task<(bool Done, string Waiting)> ArmedAsync(RedisSide from, RedisSide to)
+    /// <summary>
+    /// Whether every expected instance is on <paramref name="from"/>, armed for <paramref name="to"/> under the arm
+    /// directive of epoch <paramref name="epoch"/> (or a later one) and done draining.
+    /// </summary>
+    private async Task<(bool Done, string Waiting)> ArmedAsync(RedisSide from, RedisSide to, long epoch)
     {
         var live = await instances.LiveAsync().ConfigureAwait(false);
         if (live.Count < options.ExpectedInstances)
@@ -476,7 +482,7 @@ public sealed partial class MigrationCoordinator
             return (false, $"{live.Count} of at least {options.ExpectedInstances} instances have reported");
         }
 
-        var waiting = live.Where(r => r.Problem is not null || r.Side != from || r.Armed != to || r.Draining).ToArray();
+        var waiting = live.Where(r => r.Problem is not null || r.Side != from || r.Armed != to || r.ArmedUnder < epoch || r.Draining).ToArray();
         return waiting.Length == 0
             ? (true, $"nothing: all {live.Count} instances are armed")
             : (false, $"{waiting.Length} of {live.Count} instances not armed for {Upper(to)} yet: {Names(waiting)}");

@@ -105,6 +105,9 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
     /// <summary>The warm connection held for a handoff; null when none. It may be closed at any moment.</summary>
     internal HotSwapRoute? ArmedRoute => armed;
 
+    /// <summary>The epoch of the directive this instance is armed under (the latest that asked it to arm); null when not armed.</summary>
+    internal long? ArmedUnder => armed is null ? null : Interlocked.Read(ref armedUnder);
+
     /// <summary>The directive epoch under which this instance moved itself to its armed side (its side was demoted); null when it did not.</summary>
     internal long? HandedOffUnder => Interlocked.Read(ref handedOffUnder) is >= 0 and var epoch ? epoch : null;
 
@@ -175,10 +178,10 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
         try
         {
             ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
-            Interlocked.Exchange(ref armedUnder, epoch);
             var configuration = Options.ConfigurationFor(side);
             if (active.Side == side || (armed is { } existing && existing.Side == side && existing.Configuration == configuration))
             {
+                Interlocked.Exchange(ref armedUnder, epoch);
                 return;
             }
 
@@ -219,6 +222,7 @@ internal sealed partial class HotSwapConnectionMultiplexer : Forwarder<IConnecti
                 throw;
             }
 
+            Interlocked.Exchange(ref armedUnder, epoch);
             armed = route;
             Log.Armed(Logger, side, route.Endpoint);
         }

@@ -383,6 +383,7 @@ internal sealed class InstanceReporter : IAsyncDisposable
             time.GetUtcNow(),
             multiplexer.IsDraining,
             Armed: multiplexer.ArmedSide,
+            ArmedUnder: multiplexer.ArmedUnder,
             SwitchedAt: multiplexer.SwitchedAt,
             Tracking: Copy?.Tracking,
             Fenced: Copy?.Fenced);
