@@ -40,6 +40,10 @@ internal sealed class Lease : IAsyncDisposable
 
     private static readonly TimeSpan RenewEvery = TimeToLive / 3;
 
+    // How long, and how often, the lease is asked for again while no side takes writes, before the refusal.
+    private static readonly TimeSpan RefusalWait = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RefusalPoll = TimeSpan.FromMilliseconds(100);
+
     // Taken off every span the server confirmed, so that the lease counts as lost here before its key can expire there
     // (the two clocks' drift, the reply's way back): a fixed part of TimeToLive, so that a long write pause is still
     // covered in full.
@@ -98,6 +102,7 @@ internal sealed class Lease : IAsyncDisposable
             var key = MigrationKeys.Lease(migrationId);
             var waitedOut = false;
             var lifted = false;
+            long? refusedSince = null;
             while (true)
             {
                 // The primary of the migration's data first: SOURCE, unless it replicates TARGET (after a handoff) or
@@ -110,6 +115,15 @@ internal sealed class Lease : IAsyncDisposable
                     if (!lifted && liftStaleSeal is not null && await liftStaleSeal().ConfigureAwait(false))
                     {
                         lifted = true;
+                        continue;
+                    }
+
+                    // A side may refuse for a moment only: a fenced primary whose replica is reconnecting (after a
+                    // stall, say) counts it good again within a second or two. Asked again for a while before refusing.
+                    refusedSince ??= time.GetTimestamp();
+                    if (time.GetElapsedTime(refusedSince.Value) < RefusalWait)
+                    {
+                        await Task.Delay(RefusalPoll, time).ConfigureAwait(false);
                         continue;
                     }
 
