@@ -109,12 +109,7 @@ public sealed class HandoffSafetyTests
         }
 
         Assert.Equal(1, frozen);
-        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
-        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
-        Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value); // the fence is undone
-        await DisarmedAsync(app);
-        await load.MoreAsync(500); // and the pause lifted: writes go on, on SOURCE
-        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+        await PutBackAsync(migration, app, load);
 
         // Once TARGET keeps up, the same command hands off.
         var (exit, output) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--expect-instances", "1");
@@ -217,14 +212,9 @@ public sealed class HandoffSafetyTests
         }
 
         Assert.Equal(1, joined);
-        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
-        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
-        Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value);
-        await DisarmedAsync(app);
-        await load.MoreAsync(500);
+        await PutBackAsync(migration, app, load);
         await load.StopAsync();
         Assert.Empty(load.Errors);
-        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
         Assert.Empty(await WriteLoad.MissingOnAsync(migration.SourceDb, load.Acknowledged));
     }
 
@@ -292,6 +282,18 @@ public sealed class HandoffSafetyTests
     }
 
     // Called off: the instance is disarmed, so that writes that met the seal go on at once (not after DrainTimeout).
+    // A handoff that promoted nothing put everything back: SOURCE the primary and TARGET its replica, the fence undone,
+    // the instance disarmed, and the pause lifted: writes go on, on SOURCE.
+    private static async Task PutBackAsync(Migration migration, HotSwapApp app, WriteLoad load)
+    {
+        Assert.Contains("role:master", await migration.InfoAsync(migration.Source, "replication"));
+        Assert.Contains("role:slave", await migration.InfoAsync(migration.Target, "replication"));
+        Assert.Equal("0", (await migration.SourceAdmin.GetServers()[0].ConfigGetAsync("min-replicas-to-write"))[0].Value);
+        await DisarmedAsync(app);
+        await load.MoreAsync(500);
+        Assert.Equal(RedisSide.Source, app.Controller.ActiveSide);
+    }
+
     private static async Task DisarmedAsync(HotSwapApp app)
     {
         try
