@@ -131,7 +131,7 @@ public sealed partial class MigrationCoordinator
             state = await store.WriteWholeAsync(state with { Sync = SyncMode.Copy }, Target).ConfigureAwait(false);
         }
 
-        var copier = new KeyCopier(Source.Connection, Target.Connection) { BigKeyBytes = options.BigKeyBytes };
+        using var copier = new KeyCopier(Source.Connection, Target.Connection, CopyLanes.For(Source, Target)) { BigKeyBytes = options.BigKeyBytes };
         if (state.Phase == MigrationPhase.Switching)
         {
             return await SwitchToTargetAsync(state, fencedAt: null, cancellationToken).ConfigureAwait(false);

@@ -15,7 +15,10 @@ namespace RedisHotSwap.Coordinator.Copy;
 /// is read in chunks (<c>GETRANGE</c>, <c>HSCAN</c>, <c>SSCAN</c>, <c>ZSCAN</c>, <c>LRANGE</c>, <c>XRANGE</c>) into a
 /// temporary key in the same cluster slot, which <c>RENAME</c> then moves into place at once.
 /// </remarks>
-internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultiplexer target)
+/// <param name="source">SOURCE, only read.</param>
+/// <param name="target">TARGET.</param>
+/// <param name="lanes">The copy's own connections where both sides allow them (see <see cref="CopyLanes"/>); null: every command goes through StackExchange.Redis.</param>
+internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultiplexer target, CopyLanes? lanes = null) : IDisposable
 {
     private const int ChunkElements = 1000;
     private const int ChunkBytes = 1 << 20;
@@ -24,6 +27,15 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     private const long GroupBytes = 8L << 20;
     // By a payload's type byte: read without a lock on every key (a stale read costs one refused RESTORE, which falls back).
     private readonly bool[] refusedTypes = new bool[256];
+    // Bytes of RESTOREs a lane buffers before it sends them on, while it still reads the DUMPs behind them.
+    private const int FlushBytes = 256 * 1024;
+    private static readonly byte[] Pttl = "PTTL"u8.ToArray();
+    private static readonly byte[] Memory = "MEMORY"u8.ToArray();
+    private static readonly byte[] Usage = "USAGE"u8.ToArray();
+    private static readonly byte[] Dump = "DUMP"u8.ToArray();
+    private static readonly byte[] Restore = "RESTORE"u8.ToArray();
+    private static readonly byte[] Replace = "REPLACE"u8.ToArray();
+    private static readonly byte[] AbsTtl = "ABSTTL"u8.ToArray();
     private SourceProbe probe = new();
 
     /// <summary>Keys estimated larger than this are copied in chunks.</summary>
@@ -33,6 +45,9 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         get => probe.BigKeyBytes;
         init => probe = new SourceProbe { BigKeyBytes = value };
     }
+
+    /// <summary>Whether pages go over the copy's own connections (<see cref="CopyLanes"/>).</summary>
+    internal bool HasLanes => lanes is not null;
 
     /// <summary>How many keys were copied, deleted, copied type by type, and copied in chunks.</summary>
     public CopyCounters Counters { get; } = new();
@@ -54,6 +69,12 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 
         var from = source.GetDatabase(database);
         var to = target.GetDatabase(database);
+        if (lanes is not null)
+        {
+            await CopyOverLaneAsync(from, to, batch).ConfigureAwait(false);
+            return;
+        }
+
         // Expiry as an absolute time: a relative one would lengthen every key's life by the time the copy takes.
         var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var probes = await probe.ReadAsync(from, batch).ConfigureAwait(false);
@@ -84,8 +105,8 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         for (var i = start; i < end; i++)
         {
             var (key, (ttl, big, _, payload)) = (keys[i], probes[i]);
-            var expiresAtMs = ttl < 0 ? 0 : askedAt + ttl;
-            if (ttl == -2 || (expiresAtMs > 0 && expiresAtMs <= now))
+            var expiresAtMs = ExpiresAt(ttl, askedAt);
+            if (Gone(ttl, expiresAtMs, now))
             {
                 others.Add(DeleteAsync(to, key)); // gone, or expired meanwhile (and RESTORE reads 0 as "no expiry")
             }
@@ -139,9 +160,188 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     }
 
     // A payload's first byte is its type (RDB type), so one refused payload stands for every payload of its type.
-    private static byte TypeOf(byte[] payload) => payload.Length > 0 ? payload[0] : (byte)0;
+    private static byte TypeOf(ReadOnlySpan<byte> payload) => payload.Length > 0 ? payload[0] : (byte)0;
 
-    private bool Refused(byte[] payload) => Volatile.Read(ref refusedTypes[TypeOf(payload)]);
+    private bool Refused(ReadOnlySpan<byte> payload) => Volatile.Read(ref refusedTypes[TypeOf(payload)]);
+
+    // RESTORE ... ABSTTL's expiry from PTTL's answer: 0 for none (-1), the moment it lapses otherwise.
+    private static long ExpiresAt(long ttl, long askedAt) => ttl < 0 ? 0 : askedAt + ttl;
+
+    // Gone from SOURCE, or expired meanwhile (and RESTORE reads 0 as "no expiry"): deleted on TARGET.
+    private static bool Gone(long ttl, long expiresAtMs, long now) => ttl == -2 || (expiresAtMs > 0 && expiresAtMs <= now);
+
+    /// <summary>
+    /// <see cref="CopyAsync"/> over a lane of the copy's own connections: the same commands and the same choices, with
+    /// each <c>DUMP</c>'s payload copied from SOURCE's reply into TARGET's <c>RESTORE</c> as it is read. A lane whose
+    /// connection failed after it sat idle is replaced once (the server may close idle connections; copying a page
+    /// again is harmless: it reads SOURCE anew).
+    /// </summary>
+    private async Task CopyOverLaneAsync(IDatabase from, IDatabase to, RedisKey[] keys)
+    {
+        var others = new List<Task>();
+        for (var attempt = 1; ; attempt++)
+        {
+            var lane = await lanes!.RentAsync().ConfigureAwait(false);
+            try
+            {
+                await CopyPageAsync(lane, from, to, keys, others).ConfigureAwait(false);
+                lanes.Return(lane);
+                break;
+            }
+            catch (RedisConnectionException) when (lane.Reused && attempt == 1)
+            {
+                lane.Dispose();
+            }
+            catch
+            {
+                lane.Dispose();
+                throw;
+            }
+        }
+
+        await Task.WhenAll(others).ConfigureAwait(false);
+    }
+
+    private async Task CopyPageAsync(CopyLane lane, IDatabase from, IDatabase to, RedisKey[] keys, List<Task> others)
+    {
+        var reader = lane.Source;
+        var names = Array.ConvertAll(keys, k => (byte[])k!);
+        var sized = !probe.SizeUnknown;
+
+        // First wave: PTTL and MEMORY USAGE of every key.
+        var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var selected = reader.Select(from.Database);
+        foreach (var name in names)
+        {
+            reader.WriteHeader(2);
+            reader.WriteBulk(Pttl);
+            reader.WriteBulk(name);
+            if (sized)
+            {
+                reader.WriteHeader(3);
+                reader.WriteBulk(Memory);
+                reader.WriteBulk(Usage);
+                reader.WriteBulk(name);
+            }
+        }
+
+        await reader.FlushAsync().ConfigureAwait(false);
+        await reader.ReadSelectedAsync(selected).ConfigureAwait(false);
+        var ttls = new long[names.Length];
+        var sizes = new long[names.Length];
+        for (var i = 0; i < names.Length; i++)
+        {
+            var ttl = await reader.ReadAsync().ConfigureAwait(false);
+            ttls[i] = ttl.Kind == ReplyKind.Integer ? ttl.Integer : throw Refusal(reader, ttl, "PTTL");
+            sizes[i] = -1;
+            if (sized && await reader.ReadAsync().ConfigureAwait(false) is var size)
+            {
+                if (size.Kind == ReplyKind.Integer)
+                {
+                    sizes[i] = size.Integer;
+                }
+                else if (size.Kind == ReplyKind.Error)
+                {
+                    probe.SizeUnknown = true; // SOURCE refuses MEMORY: every key is dumped whole
+                }
+            }
+        }
+
+        // Then DUMP and RESTORE, in groups of at most GroupBytes by SOURCE's estimate.
+        for (int start = 0, end; start < names.Length; start = end)
+        {
+            long bytes = 0;
+            for (end = start; end < names.Length && (end == start || bytes <= GroupBytes); end++)
+            {
+                bytes += Math.Max(sizes[end], 0);
+            }
+
+            await CopyGroupAsync(lane, from, to, keys, names, ttls, sizes, start, end, askedAt, others).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CopyGroupAsync(
+        CopyLane lane, IDatabase from, IDatabase to, RedisKey[] keys, byte[][] names, long[] ttls, long[] sizes, int start, int end, long askedAt, List<Task> others)
+    {
+        var (reader, writer) = (lane.Source, lane.Target);
+        for (var i = start; i < end; i++)
+        {
+            if (ttls[i] != -2 && sizes[i] <= BigKeyBytes)
+            {
+                reader.WriteHeader(2);
+                reader.WriteBulk(Dump);
+                reader.WriteBulk(names[i]);
+            }
+        }
+
+        await reader.FlushAsync().ConfigureAwait(false);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var selected = writer.Select(to.Database);
+        var restored = new List<(int Index, int Bytes, byte Type)>(end - start);
+        for (var i = start; i < end; i++)
+        {
+            var expiresAtMs = ExpiresAt(ttls[i], askedAt);
+            if (ttls[i] == -2)
+            {
+                others.Add(DeleteAsync(to, keys[i]));
+                continue;
+            }
+
+            if (sizes[i] > BigKeyBytes)
+            {
+                others.Add(CopyInChunksAsync(from, to, keys[i]));
+                continue;
+            }
+
+            var dump = await reader.ReadAsync().ConfigureAwait(false);
+            var payload = dump.Kind == ReplyKind.Bulk ? reader.Bytes(dump) : default;
+            if (Gone(ttls[i], expiresAtMs, now))
+            {
+                others.Add(DeleteAsync(to, keys[i]));
+            }
+            else if (dump.Kind != ReplyKind.Bulk || Refused(payload))
+            {
+                // Gone between PTTL and DUMP, a SOURCE that cannot dump this type, or a TARGET that cannot restore it.
+                others.Add(CopyByTypeAsync(from, to, keys[i]));
+            }
+            else
+            {
+                writer.WriteHeader(6);
+                writer.WriteBulk(Restore);
+                writer.WriteBulk(names[i]);
+                writer.WriteBulk(expiresAtMs);
+                writer.WriteBulk(payload);
+                writer.WriteBulk(Replace);
+                writer.WriteBulk(AbsTtl);
+                restored.Add((i, payload.Length, TypeOf(payload)));
+                if (writer.Pending >= FlushBytes)
+                {
+                    await writer.FlushAsync().ConfigureAwait(false); // TARGET starts on them while SOURCE's replies are read
+                }
+            }
+        }
+
+        await writer.FlushAsync().ConfigureAwait(false);
+        await writer.ReadSelectedAsync(selected).ConfigureAwait(false);
+        foreach (var (index, bytes, type) in restored)
+        {
+            var reply = await writer.ReadAsync().ConfigureAwait(false);
+            if (reply.Kind == ReplyKind.Error)
+            {
+                Volatile.Write(ref refusedTypes[type], true);
+                others.Add(CopyByTypeAsync(from, to, keys[index]));
+            }
+            else
+            {
+                Counters.Restored(bytes);
+            }
+        }
+    }
+
+    private static RedisServerException Refusal(RespConnection connection, Reply reply, string command) =>
+        new(RedisErrorKind.Unknown, CommandFlags.None, $"{command}: {(reply.Kind == ReplyKind.Error ? connection.Message(reply) : $"unexpected {reply.Kind} reply")}");
+
+    public void Dispose() => lanes?.Dispose();
 
     private async Task DeleteAsync(IDatabase to, RedisKey key)
     {

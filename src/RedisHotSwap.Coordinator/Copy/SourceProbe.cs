@@ -22,6 +22,13 @@ internal sealed class SourceProbe
 {
     private volatile bool sizeUnknown;
 
+    /// <summary>Whether SOURCE refused <c>MEMORY USAGE</c>: from then on every key is dumped whole.</summary>
+    public bool SizeUnknown
+    {
+        get => sizeUnknown;
+        set => sizeUnknown = value;
+    }
+
     /// <summary>Keys estimated larger than this are reported big.</summary>
     public long BigKeyBytes { get; init; } = 8L << 20;
 

@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using RedisHotSwap.Coordinator.Servers;
+
+namespace RedisHotSwap.Coordinator.Copy;
+
+/// <summary>A connection to SOURCE and one to TARGET, used by one page of the copy at a time.</summary>
+internal sealed class CopyLane(RespConnection source, RespConnection target) : IDisposable
+{
+    public RespConnection Source { get; } = source;
+
+    public RespConnection Target { get; } = target;
+
+    /// <summary>Whether the lane copied a page before: its connections may have been closed by the server while idle.</summary>
+    public bool Reused { get; set; }
+
+    public void Dispose()
+    {
+        Source.Dispose();
+        Target.Dispose();
+    }
+}
+
+/// <summary>
+/// The copy's own connections (<see cref="RespConnection"/>), one lane per page in flight, opened as the pages need
+/// them and kept until the copy ends. Only where both sides are one plain TCP server each: into a cluster, over TLS,
+/// through a tunnel or with renamed commands, the copy goes through StackExchange.Redis.
+/// </summary>
+internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposable
+{
+    private readonly ConcurrentBag<CopyLane> idle = [];
+
+    /// <summary>The lanes between <paramref name="source"/> and <paramref name="target"/>, or null when either side cannot be reached this way.</summary>
+    public static CopyLanes? For(RedisNode source, RedisNode target) =>
+        RespConnection.Serves(source.Options, source.IsCluster) && RespConnection.Serves(target.Options, target.IsCluster)
+            ? new CopyLanes(source, target)
+            : null;
+
+    /// <summary>An idle lane, or a new one.</summary>
+    public async Task<CopyLane> RentAsync()
+    {
+        if (idle.TryTake(out var lane))
+        {
+            lane.Reused = true;
+            return lane;
+        }
+
+        var from = await RespConnection.ConnectAsync(source.Name, source.Host, source.Port, source.Options).ConfigureAwait(false);
+        try
+        {
+            return new CopyLane(from, await RespConnection.ConnectAsync(target.Name, target.Host, target.Port, target.Options).ConfigureAwait(false));
+        }
+        catch
+        {
+            from.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Gives back a lane whose page was copied whole; one that failed is disposed instead.</summary>
+    public void Return(CopyLane lane) => idle.Add(lane);
+
+    public void Dispose()
+    {
+        while (idle.TryTake(out var lane))
+        {
+            lane.Dispose();
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using RedisHotSwap.Coordinator.Copy;
+using RedisHotSwap.Coordinator.Servers;
+using RedisHotSwap.Testing;
+using StackExchange.Redis;
+
+namespace RedisHotSwap.Tests.Copy;
+
+/// <summary>
+/// The copy's own connections (<see cref="CopyLanes"/>, <see cref="RespConnection"/>): what they copy is what the copy
+/// through StackExchange.Redis copies, they recover from a connection the server closed while idle, and a server that
+/// stops answering fails the page within the side's timeout, without the password in the message.
+/// </summary>
+public sealed class CopyLaneTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Copy_EveryTypeAndSize_TargetHoldsWhatSourceHolds(bool lanes)
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var keys = await SeedAsync(from.Connection);
+        await to.Connection.GetDatabase(0).StringSetAsync("never-on-source", "left from before");
+
+        using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null);
+        Assert.Equal(lanes, copier.HasLanes);
+        foreach (var database in keys.Keys)
+        {
+            await copier.CopyAsync(database, keys[database]);
+        }
+
+        foreach (var (database, names) in keys)
+        {
+            foreach (var key in names)
+            {
+                var (sourceDb, targetDb) = (from.Connection.GetDatabase(database), to.Connection.GetDatabase(database));
+                if (key == "set")
+                {
+                    // A set's payload lists its members in hash table order, which a RESTORE does not keep.
+                    Assert.Equal((await sourceDb.SetMembersAsync(key)).Order(), (await targetDb.SetMembersAsync(key)).Order());
+                }
+                else
+                {
+                    Assert.Equal(await sourceDb.KeyDumpAsync(key), await targetDb.KeyDumpAsync(key));
+                }
+
+                var (sourceTtl, targetTtl) = (await sourceDb.KeyTimeToLiveAsync(key), await targetDb.KeyTimeToLiveAsync(key));
+                Assert.Equal(sourceTtl.HasValue, targetTtl.HasValue);
+                Assert.True(sourceTtl is null || Math.Abs((sourceTtl - targetTtl)!.Value.TotalMilliseconds) < 1000, $"{key}: TTL {sourceTtl} on SOURCE, {targetTtl} on TARGET");
+            }
+        }
+
+        // A key that was never there is deleted on TARGET, not left as it was.
+        Assert.False(await to.Connection.GetDatabase(0).KeyExistsAsync("never-on-source"));
+        Assert.Equal(keys.Values.Sum(k => k.Length) - 1, copier.Counters.Copied);
+        Assert.Equal(1, copier.Counters.DeletedKeys);
+    }
+
+    [Fact]
+    public async Task Copy_AfterTheServersClosedTheIdleLanes_CopiesTheNextPage()
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var db = from.Connection.GetDatabase();
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => db.StringSetAsync($"k:{i}", i)));
+        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        await copier.CopyAsync(0, [.. Enumerable.Range(0, 100).Select(i => (RedisKey)$"k:{i}")]);
+
+        // As a server's idle timeout would: every connection that last ran one of the lane's commands is closed.
+        Assert.Equal(1, await KillLaneConnectionsAsync(source, "dump"));
+        Assert.Equal(1, await KillLaneConnectionsAsync(target, "restore"));
+
+        await copier.CopyAsync(0, [.. Enumerable.Range(100, 100).Select(i => (RedisKey)$"k:{i}")]);
+        Assert.Equal(200, copier.Counters.Copied);
+        Assert.Equal(200, await to.Server.DatabaseSizeAsync());
+    }
+
+    [Fact]
+    public async Task Copy_SourceStopsAnswering_FailsWithinItsTimeoutWithoutThePassword()
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString + ",asyncTimeout=500", CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await from.Connection.GetDatabase().StringSetAsync("k", "v");
+        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        await copier.CopyAsync(0, ["k"]); // the lane is open
+
+        await using (var pauser = await ConnectionMultiplexer.ConnectAsync(source.ConfigurationString + ",allowAdmin=true"))
+        {
+            await pauser.GetServer(source.Endpoint).ExecuteAsync("CLIENT", "PAUSE", "3000", "ALL");
+            var failure = await Assert.ThrowsAsync<RedisTimeoutException>(() => copier.CopyAsync(0, ["k"]));
+            Assert.Contains("SOURCE (127.0.0.1:", failure.Message, StringComparison.Ordinal);
+            Assert.Contains("500 ms", failure.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain(source.Password, failure.ToString(), StringComparison.Ordinal);
+            await pauser.GetServer(source.Endpoint).ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:6379", false, true)]
+    [InlineData("localhost:6379,password=secret,user=app", false, true)]
+    [InlineData("127.0.0.1:6379", true, false)]
+    [InlineData("127.0.0.1:6379,ssl=true", false, false)]
+    [InlineData("127.0.0.1:6379,$DUMP=DUMPX", false, false)]
+    [InlineData("127.0.0.1:6379,127.0.0.1:6380", false, false)]
+    [InlineData("127.0.0.1:6379,tunnel=http:proxy:8080", false, false)]
+    public void Serves_OnlyOnePlainServerWithTheDefaultCommands(string configuration, bool isCluster, bool served) =>
+        Assert.Equal(served, RespConnection.Serves(ConfigurationOptions.Parse(configuration), isCluster));
+
+    // Strings of sizes around the lane's 64 KiB buffers, every other type, expiries, another database, and one key that
+    // is gone from SOURCE but present on TARGET: by database, the keys to copy.
+    private static async Task<Dictionary<int, RedisKey[]>> SeedAsync(IConnectionMultiplexer connection)
+    {
+        var db = connection.GetDatabase();
+        var sizes = new[] { 0, 1, 16, 65_000, 65_536, 70_000, 3 << 20 };
+        foreach (var size in sizes)
+        {
+            await db.StringSetAsync($"string:{size}", new string('x', size));
+        }
+
+        await db.StringSetAsync("expiring", "soon", TimeSpan.FromMinutes(5));
+        await db.StringSetAsync("counter", 42);
+        await db.HashSetAsync("hash", [new("a", "1"), new("b", "2")]);
+        await db.ListRightPushAsync("list", ["a", "b", "c"]);
+        await db.SetAddAsync("set", ["a", "b"]);
+        await db.SortedSetAddAsync("zset", [new("a", 1), new("b", 2)]);
+        await db.StreamAddAsync("stream", "field", "value");
+        await db.KeyExpireAsync("hash", TimeSpan.FromHours(1));
+        await connection.GetDatabase(3).StringSetAsync("elsewhere", "in database 3");
+        return new()
+        {
+            [0] = [.. sizes.Select(s => (RedisKey)$"string:{s}"), "expiring", "counter", "hash", "list", "set", "zset", "stream", "never-on-source"],
+            [3] = ["elsewhere"],
+        };
+    }
+
+    private static async Task<int> KillLaneConnectionsAsync(RedisServerProcess server, string lastCommand)
+    {
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(server.ConfigurationString + ",allowAdmin=true");
+        var clients = await admin.GetServer(server.Endpoint).ClientListAsync();
+        var lane = clients.Where(c => c.LastCommand == lastCommand).ToArray();
+        foreach (var client in lane)
+        {
+            await admin.GetServer(server.Endpoint).ClientKillAsync(client.Id);
+        }
+
+        return lane.Length;
+    }
+}
