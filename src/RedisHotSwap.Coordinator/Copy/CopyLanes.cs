@@ -22,8 +22,8 @@ internal sealed class CopyLane(RespConnection source, RespConnection target) : I
 
 /// <summary>
 /// The copy's own connections (<see cref="RespConnection"/>), one lane per page in flight, opened as the pages need
-/// them and kept until the copy ends. Only where both sides are one plain TCP server each: into a cluster, over TLS,
-/// through a tunnel or with renamed commands, the copy goes through StackExchange.Redis.
+/// them and kept until the copy ends. Only where both sides are one server each (see <see cref="RespConnection.Serves"/>):
+/// into a cluster, through a tunnel or with renamed commands, the copy goes through StackExchange.Redis.
 /// </summary>
 internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposable
 {
@@ -44,14 +44,15 @@ internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposabl
             return lane;
         }
 
-        var from = await RespConnection.ConnectAsync(source.Name, source.Host, source.Port, source.Options).ConfigureAwait(false);
+        RespConnection? from = null;
         try
         {
+            from = await RespConnection.ConnectAsync(source.Name, source.Host, source.Port, source.Options).ConfigureAwait(false);
             return new CopyLane(from, await RespConnection.ConnectAsync(target.Name, target.Host, target.Port, target.Options).ConfigureAwait(false));
         }
         catch
         {
-            from.Dispose();
+            from?.Dispose();
             throw;
         }
     }

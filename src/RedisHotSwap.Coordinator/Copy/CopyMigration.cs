@@ -316,7 +316,7 @@ public sealed partial class MigrationCoordinator
 
     private static string Rate(string what, KeyCopier copier, TimeSpan elapsed, string where) =>
         string.Create(CultureInfo.InvariantCulture,
-            $"{what}: {where}: {copier.Counters.Copied:N0} keys copied ({copier.Counters.Copied / Math.Max(elapsed.TotalSeconds, 0.001):N0} keys/s, {copier.Counters.Bytes / Math.Max(elapsed.TotalSeconds, 0.001) / (1 << 20):N1} MB/s), {copier.Counters.TypedKeys:N0} type by type, {copier.Counters.ChunkedKeys:N0} in chunks, {copier.Counters.DeletedKeys:N0} deleted");
+            $"{what}: {where}: {copier.Counters.Copied:N0} keys copied ({copier.Counters.Copied / Math.Max(elapsed.TotalSeconds, 0.001):N0} keys/s, {copier.Counters.Bytes / Math.Max(elapsed.TotalSeconds, 0.001) / (1 << 20):N1} MB/s), {copier.Counters.TypedKeys:N0} type by type, {copier.Counters.ChunkedKeys:N0} in chunks, {copier.Counters.DeletedKeys:N0} deleted; {copier.Path}");
 
     private static Dictionary<int, string> With(IReadOnlyDictionary<int, string> cursors, int database, string cursor) =>
         new(cursors) { [database] = cursor };

@@ -49,6 +49,9 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     /// <summary>Whether pages go over the copy's own connections (<see cref="CopyLanes"/>).</summary>
     internal bool HasLanes => lanes is not null;
 
+    /// <summary>How pages are copied, for the progress lines.</summary>
+    public string Path => lanes is null ? "through StackExchange.Redis" : "over the copy's own connections";
+
     /// <summary>How many keys were copied, deleted, copied type by type, and copied in chunks.</summary>
     public CopyCounters Counters { get; } = new();
 

@@ -1,6 +1,8 @@
 using System.Buffers.Text;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using RedisHotSwap.Protocol;
 using StackExchange.Redis;
@@ -34,12 +36,14 @@ internal readonly record struct Reply(ReplyKind Kind, long Integer, int Offset, 
 internal sealed class RespConnection : IDisposable
 {
     private const int InitialBuffer = 64 * 1024;
+    // StackExchange.Redis's ambient TLS settings, which these connections do not apply.
+    private static readonly string[] AmbientCertificates = ["SERedis_IssuerCertPath", "SERedis_ClientCertPfxPath", "SERedis_ClientCertPemPath"];
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private static readonly byte[] Auth = "AUTH"u8.ToArray();
     private static readonly byte[] Client = "CLIENT"u8.ToArray();
     private static readonly byte[] SetName = "SETNAME"u8.ToArray();
 
-    private readonly NetworkStream stream;
+    private readonly Stream stream;
     private readonly string name;
     private readonly TimeSpan timeout;
     private CancellationTokenSource deadline = new();
@@ -49,9 +53,9 @@ internal sealed class RespConnection : IDisposable
     private int start;
     private int end;
 
-    private RespConnection(Socket socket, string name, TimeSpan timeout)
+    private RespConnection(Stream stream, string name, TimeSpan timeout)
     {
-        stream = new NetworkStream(socket, ownsSocket: true);
+        this.stream = stream;
         this.name = name;
         this.timeout = timeout;
     }
@@ -62,9 +66,17 @@ internal sealed class RespConnection : IDisposable
     /// <summary>The bytes written and not sent yet.</summary>
     public int Pending => written;
 
-    /// <summary>Whether a side can be reached this way: one plain TCP server with StackExchange.Redis's default command names.</summary>
-    public static bool Serves(ConfigurationOptions options, bool isCluster) =>
-        !isCluster && !options.Ssl && options.Tunnel is null && options.BeforeSocketConnect is null
+    /// <summary>
+    /// Whether a side can be reached this way: one server over TCP, or over TLS checked as StackExchange.Redis checks it
+    /// from a configuration string (not where its <c>SERedis_*</c> environment variables add a trusted issuer or a
+    /// client certificate), with StackExchange.Redis's default command names.
+    /// </summary>
+    /// <param name="options">The side's configuration.</param>
+    /// <param name="isCluster">Whether the side is a Redis Cluster.</param>
+    /// <param name="environment">Reads an environment variable; <see cref="Environment.GetEnvironmentVariable(string)"/> by default.</param>
+    public static bool Serves(ConfigurationOptions options, bool isCluster, Func<string, string?>? environment = null) =>
+        !isCluster && options.Tunnel is null
+        && (!options.Ssl || AmbientCertificates.All(name => string.IsNullOrEmpty((environment ?? Environment.GetEnvironmentVariable)(name)))) && options.BeforeSocketConnect is null
         && options.EndPoints is [DnsEndPoint or IPEndPoint]
         && options.CommandMap.ToString() == CommandMap.Default.ToString();
 
@@ -90,7 +102,13 @@ internal sealed class RespConnection : IDisposable
             }
         }
 
-        var connection = new RespConnection(socket, name, TimeSpan.FromMilliseconds(options.AsyncTimeout));
+        Stream stream = new NetworkStream(socket, ownsSocket: true);
+        if (options.Ssl)
+        {
+            stream = await AuthenticateAsync(name, host, stream, options).ConfigureAwait(false);
+        }
+
+        var connection = new RespConnection(stream, name, TimeSpan.FromMilliseconds(options.AsyncTimeout));
         try
         {
             if (options.Password is { } password)
@@ -121,6 +139,34 @@ internal sealed class RespConnection : IDisposable
         {
             connection.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// TLS as StackExchange.Redis sets it up from a configuration string: <c>sslHost</c> (or the host) as the name to
+    /// check, <c>sslProtocols</c>, <c>checkCertificateRevocation</c>, and the system's trusted roots.
+    /// </summary>
+    private static async Task<Stream> AuthenticateAsync(string name, string host, Stream stream, ConfigurationOptions options)
+    {
+        var target = string.IsNullOrWhiteSpace(options.SslHost) ? host : options.SslHost;
+        var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+        try
+        {
+            using var handshake = new CancellationTokenSource(options.ConnectTimeout);
+            await ssl.AuthenticateAsClientAsync(
+                options.SslClientAuthenticationOptions?.Invoke(target) ?? new SslClientAuthenticationOptions
+                {
+                    TargetHost = target,
+                    EnabledSslProtocols = options.SslProtocols ?? SslProtocols.None,
+                    CertificateRevocationCheckMode = options.CheckCertificateRevocation ? System.Security.Cryptography.X509Certificates.X509RevocationMode.Online : System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+                },
+                handshake.Token).ConfigureAwait(false);
+            return ssl;
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException or SocketException or OperationCanceledException)
+        {
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            throw new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, $"{name} did not complete the copy's TLS handshake: {ex.GetType().Name}.");
         }
     }
 

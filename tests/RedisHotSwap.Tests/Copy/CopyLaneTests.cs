@@ -1,6 +1,7 @@
 using RedisHotSwap.Coordinator.Copy;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Testing;
+using RedisHotSwap.Tests.Infrastructure;
 using StackExchange.Redis;
 
 namespace RedisHotSwap.Tests.Copy;
@@ -10,7 +11,7 @@ namespace RedisHotSwap.Tests.Copy;
 /// through StackExchange.Redis copies, they recover from a connection the server closed while idle, and a server that
 /// stops answering fails the page within the side's timeout, without the password in the message.
 /// </summary>
-public sealed class CopyLaneTests
+public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
     [InlineData(true)]
@@ -101,16 +102,54 @@ public sealed class CopyLaneTests
         }
     }
 
+    // Over TLS, trusted as an operator's process trusts a private CA (SSL_CERT_FILE): the copy's own connections check
+    // the certificate as StackExchange.Redis does, and copy every key.
+    [Fact]
+    public async Task Migrate_OverTls_CopiesOverItsOwnConnections()
+    {
+        using var tls = TlsCertificate.Create();
+        var (sourcePort, targetPort) = (RedisServerProcess.ReservePort(), RedisServerProcess.ReservePort());
+        await using var source = await RedisServerProcess.StartAsync(settings: tls.ServerSettings(sourcePort));
+        await using var target = await RedisServerProcess.StartAsync(settings: tls.ServerSettings(targetPort));
+        await using var plain = await ConnectionMultiplexer.ConnectAsync(source.ConfigurationString);
+        await using var plainTarget = await ConnectionMultiplexer.ConnectAsync(target.ConfigurationString);
+        var seeded = await TypedData.SeedAsync(plain.GetDatabase(), "tls", 2_000);
+
+        var (exit, said) = await CoordinatorCli.RunAsync(
+            new Dictionary<string, string>
+            {
+                ["REDIS_HOTSWAP_SOURCE"] = $"127.0.0.1:{sourcePort},ssl=true,password={source.Password}",
+                ["REDIS_HOTSWAP_TARGET"] = $"localhost:{targetPort},ssl=true,password={target.Password}",
+                ["SSL_CERT_FILE"] = tls.CertificatePath,
+            },
+            "copy-tls", "migrate", "--sync", "copy", "--expect-instances", "0", "--allow-unknown-clients");
+        output.WriteLine(said);
+        Assert.True(exit == 0, said);
+        Assert.Contains("over the copy's own connections", said, StringComparison.Ordinal);
+        Assert.DoesNotContain(source.Password, said, StringComparison.Ordinal);
+        Assert.Empty(await TypedData.DifferencesAsync(plain.GetDatabase(), plainTarget.GetDatabase(), seeded));
+    }
+
     [Theory]
     [InlineData("127.0.0.1:6379", false, true)]
     [InlineData("localhost:6379,password=secret,user=app", false, true)]
     [InlineData("127.0.0.1:6379", true, false)]
-    [InlineData("127.0.0.1:6379,ssl=true", false, false)]
+    [InlineData("127.0.0.1:6379,ssl=true,sslHost=redis.example", false, true)]
     [InlineData("127.0.0.1:6379,$DUMP=DUMPX", false, false)]
     [InlineData("127.0.0.1:6379,127.0.0.1:6380", false, false)]
     [InlineData("127.0.0.1:6379,tunnel=http:proxy:8080", false, false)]
-    public void Serves_OnlyOnePlainServerWithTheDefaultCommands(string configuration, bool isCluster, bool served) =>
-        Assert.Equal(served, RespConnection.Serves(ConfigurationOptions.Parse(configuration), isCluster));
+    public void Serves_OnlyOneServerWithTheDefaultCommands(string configuration, bool isCluster, bool served) =>
+        Assert.Equal(served, RespConnection.Serves(ConfigurationOptions.Parse(configuration), isCluster, _ => null));
+
+    [Theory]
+    [InlineData("SERedis_IssuerCertPath")]
+    [InlineData("SERedis_ClientCertPfxPath")]
+    [InlineData("SERedis_ClientCertPemPath")]
+    public void Serves_NoTlsWhereStackExchangeRedisTrustsOrPresentsMore(string variable)
+    {
+        Assert.False(RespConnection.Serves(ConfigurationOptions.Parse("127.0.0.1:6379,ssl=true"), false, name => name == variable ? "/etc/redis/ca.pem" : null));
+        Assert.True(RespConnection.Serves(ConfigurationOptions.Parse("127.0.0.1:6379"), false, name => name == variable ? "/etc/redis/ca.pem" : null));
+    }
 
     // Strings of sizes around the lane's 64 KiB buffers, every other type, expiries, another database, and one key that
     // is gone from SOURCE but present on TARGET: by database, the keys to copy.

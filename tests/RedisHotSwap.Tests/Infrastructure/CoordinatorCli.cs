@@ -12,7 +12,11 @@ internal static class CoordinatorCli
         Commands.Build().Parse([.. args, "--source", migration.Source.ConfigurationString, "--target", migration.TargetConfiguration, "--migration", migrationId, "--poll-interval", "00:00:00.050"]).InvokeAsync();
 
     /// <summary>The tool as its own process; secrets passed in environment variables, as an operator would.</summary>
-    public static Process Start(Migration migration, string migrationId, params string[] args)
+    public static Process Start(Migration migration, string migrationId, params string[] args) =>
+        Start(new Dictionary<string, string> { ["REDIS_HOTSWAP_SOURCE"] = migration.Source.ConfigurationString, ["REDIS_HOTSWAP_TARGET"] = migration.TargetConfiguration }, migrationId, args);
+
+    /// <summary>The tool as its own process with these environment variables (its sides, say, and what it trusts).</summary>
+    public static Process Start(Dictionary<string, string> environment, string migrationId, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "redis-hotswap.dll"), .. args, "--migration", migrationId, "--poll-interval", "00:00:00.050"])
         {
@@ -20,15 +24,25 @@ internal static class CoordinatorCli
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        info.Environment["REDIS_HOTSWAP_SOURCE"] = migration.Source.ConfigurationString;
-        info.Environment["REDIS_HOTSWAP_TARGET"] = migration.TargetConfiguration;
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
         return Process.Start(info)!;
     }
 
     /// <summary>Runs the tool as its own process to completion; returns its exit code and everything it printed.</summary>
-    public static async Task<(int ExitCode, string Output)> RunAsync(Migration migration, string migrationId, params string[] args)
+    public static Task<(int ExitCode, string Output)> RunAsync(Migration migration, string migrationId, params string[] args) =>
+        RunAsync(Start(migration, migrationId, args), args);
+
+    /// <summary>As <see cref="RunAsync(Migration, string, string[])"/>, with these environment variables.</summary>
+    public static Task<(int ExitCode, string Output)> RunAsync(Dictionary<string, string> environment, string migrationId, params string[] args) =>
+        RunAsync(Start(environment, migrationId, args), args);
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(Process started, string[] args)
     {
-        using var process = Start(migration, migrationId, args);
+        using var process = started;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         try
