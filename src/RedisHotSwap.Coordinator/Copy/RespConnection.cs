@@ -67,7 +67,7 @@ internal sealed class RespConnection : IDisposable
     public int Pending => written;
 
     /// <summary>
-    /// Whether a side can be reached this way: one server over TCP, or over TLS checked as StackExchange.Redis checks it
+    /// Whether a side can be reached this way: one server named directly (no cluster, no Sentinel) over TCP, or over TLS checked as StackExchange.Redis checks it
     /// from a configuration string (not where its <c>SERedis_*</c> environment variables add a trusted issuer or a
     /// client certificate), with StackExchange.Redis's default command names.
     /// </summary>
@@ -75,8 +75,8 @@ internal sealed class RespConnection : IDisposable
     /// <param name="isCluster">Whether the side is a Redis Cluster.</param>
     /// <param name="environment">Reads an environment variable; <see cref="Environment.GetEnvironmentVariable(string)"/> by default.</param>
     public static bool Serves(ConfigurationOptions options, bool isCluster, Func<string, string?>? environment = null) =>
-        !isCluster && options.Tunnel is null
-        && (!options.Ssl || AmbientCertificates.All(name => string.IsNullOrEmpty((environment ?? Environment.GetEnvironmentVariable)(name)))) && options.BeforeSocketConnect is null
+        !isCluster && options.Tunnel is null && options.BeforeSocketConnect is null && string.IsNullOrEmpty(options.ServiceName)
+        && (!options.Ssl || AmbientCertificates.All(name => string.IsNullOrEmpty((environment ?? Environment.GetEnvironmentVariable)(name))))
         && options.EndPoints is [DnsEndPoint or IPEndPoint]
         && options.CommandMap.ToString() == CommandMap.Default.ToString();
 

@@ -138,6 +138,7 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData("127.0.0.1:6379,$DUMP=DUMPX", false, false)]
     [InlineData("127.0.0.1:6379,127.0.0.1:6380", false, false)]
     [InlineData("127.0.0.1:6379,tunnel=http:proxy:8080", false, false)]
+    [InlineData("127.0.0.1:26379,serviceName=mymaster", false, false)]
     public void Serves_OnlyOneServerWithTheDefaultCommands(string configuration, bool isCluster, bool served) =>
         Assert.Equal(served, RespConnection.Serves(ConfigurationOptions.Parse(configuration), isCluster, _ => null));
 
