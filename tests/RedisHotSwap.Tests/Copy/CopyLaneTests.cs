@@ -152,6 +152,103 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(RespConnection.Serves(ConfigurationOptions.Parse("127.0.0.1:6379"), false, name => name == variable ? "/etc/redis/ca.pem" : null));
     }
 
+    // Review: several pages were in flight (the backfill runs 8), so several lanes sit idle; the server's idle timeout closes them all.
+    [Fact]
+    public async Task Copy_EveryIdleLaneClosed_CopiesTheNextPage()
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var db = from.Connection.GetDatabase();
+        await Task.WhenAll(Enumerable.Range(0, 400).Select(i => db.StringSetAsync($"k:{i}", i)));
+        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(p => copier.CopyAsync(0, [.. Enumerable.Range(p * 100, 100).Select(i => (RedisKey)$"k:{i}")])));
+
+        Assert.Equal(3, await KillLaneConnectionsAsync(source, "dump"));
+
+        await copier.CopyAsync(0, [.. Enumerable.Range(300, 100).Select(i => (RedisKey)$"k:{i}")]);
+        Assert.Equal(400, await to.Server.DatabaseSizeAsync());
+    }
+
+    // Review: the page's first attempt started the chunked copy of a big key before its TARGET connection (closed while
+    // idle) failed; the retry starts a second one of the same key beside the first, through the same temporary key.
+    // closed: false is the control.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Copy_ReusedLaneFailsAfterABigKeyStarted_TargetHoldsTheListOnce(bool closed)
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var items = await SeedBigListAsync(from.Connection.GetDatabase());
+        await from.Connection.GetDatabase().StringSetAsync("small", "v");
+        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to)) { BigKeyBytes = 4096 };
+        await copier.CopyAsync(0, ["small"]); // the lane is open, then idle
+
+        Assert.Equal(closed ? 1 : 0, closed ? await KillLaneConnectionsAsync(target, "restore") : 0);
+
+        var failure = await Record.ExceptionAsync(() => copier.CopyAsync(0, ["big", "small"]));
+        await AssertBigListAsync(to, items, failure);
+    }
+
+    // Review: SCAN may return a key twice (while the server rehashes), and the backfill copies 8 pages at once, so one
+    // big key can be in two of them. Not new with the lanes: both paths share CopyInChunksAsync's temporary key.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Copy_SameBigKeyInTwoPagesAtOnce_TargetHoldsItWhole(bool lanes)
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var items = await SeedBigListAsync(from.Connection.GetDatabase());
+        using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null) { BigKeyBytes = 4096 };
+
+        var failure = await Record.ExceptionAsync(() => Task.WhenAll(copier.CopyAsync(0, ["big"]), copier.CopyAsync(0, ["big"])));
+        await AssertBigListAsync(to, items, failure);
+    }
+
+    // Review: the backfill's failing page ends MigrateByCopyAsync (the copier is disposed) while up to 7 other pages run.
+    [Fact]
+    public async Task Dispose_WhileAPageIsInFlight_ClosesItsLaneWhenItEnds()
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        var db = from.Connection.GetDatabase();
+        await Task.WhenAll(Enumerable.Range(0, 100).Select(i => db.StringSetAsync($"k:{i}", i)));
+        var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        var page = copier.CopyAsync(0, [.. Enumerable.Range(0, 100).Select(i => (RedisKey)$"k:{i}")]);
+        copier.Dispose();
+        await page;
+        await using var admin = await ConnectionMultiplexer.ConnectAsync(source.ConfigurationString + ",allowAdmin=true");
+        await Eventually.TrueAsync(
+            async () => (await admin.GetServer(source.Endpoint).ClientListAsync()).Count(c => c.LastCommand == "dump") == 0,
+            "the lane's SOURCE connection to close", TimeSpan.FromSeconds(5));
+    }
+
+    private static async Task<int> SeedBigListAsync(IDatabase db)
+    {
+        const int Items = 100_000;
+        foreach (var chunk in Enumerable.Range(0, Items).Chunk(10_000))
+        {
+            await db.ListRightPushAsync("big", [.. chunk.Select(i => (RedisValue)i)]);
+        }
+
+        return Items;
+    }
+
+    private static async Task AssertBigListAsync(RedisNode to, int items, Exception? failure)
+    {
+        var length = await to.Connection.GetDatabase().ListLengthAsync("big");
+        Assert.True(failure is null && length == items, $"copy: {failure?.GetType().Name} {failure?.Message}; TARGET's list has {length} items of {items}");
+    }
+
     // Strings of sizes around the lane's 64 KiB buffers, every other type, expiries, another database, and one key that
     // is gone from SOURCE but present on TARGET: by database, the keys to copy.
     private static async Task<Dictionary<int, RedisKey[]>> SeedAsync(IConnectionMultiplexer connection)
