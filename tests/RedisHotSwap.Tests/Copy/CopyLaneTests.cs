@@ -232,6 +232,33 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
             "the lane's SOURCE connection to close", TimeSpan.FromSeconds(5));
     }
 
+    // Review: credentials StackExchange.Redis accepts (its admin connection works) are accepted by the lanes too: a
+    // password the server does not require, an empty one, an ACL user without a password.
+    [Theory]
+    [InlineData("password the server does not require")]
+    [InlineData("empty password")]
+    [InlineData("user without a password")]
+    public async Task Copy_CredentialsTheAdminConnectionAccepts_CopiesOverTheLanes(string credentials)
+    {
+        var user = credentials == "user without a password";
+        await using var source = await RedisServerProcess.StartAsync(settings: user ? ["user app on nopass ~* &* +@all", "user default off"] : ["requirepass \"\""]);
+        await using var target = await RedisServerProcess.StartAsync();
+        var configuration = credentials switch
+        {
+            "empty password" => source.Endpoint + ",password=",
+            "user without a password" => source.Endpoint + ",user=app",
+            _ => source.ConfigurationString,
+        };
+        await using var from = await RedisNode.ConnectAsync("SOURCE", configuration, CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await from.Connection.GetDatabase().StringSetAsync("k", "v");
+        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        Assert.True(copier.HasLanes);
+
+        await copier.CopyAsync(0, ["k"]);
+        Assert.Equal("v", await to.Connection.GetDatabase().StringGetAsync("k"));
+    }
+
     private static async Task<int> SeedBigListAsync(IDatabase db)
     {
         const int Items = 100_000;
