@@ -28,6 +28,7 @@ internal sealed class CopyLane(RespConnection source, RespConnection target) : I
 internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposable
 {
     private readonly ConcurrentBag<CopyLane> idle = [];
+    private bool disposed;
 
     /// <summary>The lanes between <paramref name="source"/> and <paramref name="target"/>, or null when either side cannot be reached this way.</summary>
     public static CopyLanes? For(RedisNode source, RedisNode target) =>
@@ -35,10 +36,10 @@ internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposabl
             ? new CopyLanes(source, target)
             : null;
 
-    /// <summary>An idle lane, or a new one.</summary>
-    public async Task<CopyLane> RentAsync()
+    /// <summary>An idle lane, or a new one; always a new one when <paramref name="fresh"/> (the idle ones are as old as the one that failed).</summary>
+    public async Task<CopyLane> RentAsync(bool fresh = false)
     {
-        if (idle.TryTake(out var lane))
+        if (!fresh && idle.TryTake(out var lane))
         {
             lane.Reused = true;
             return lane;
@@ -58,10 +59,27 @@ internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposabl
     }
 
     /// <summary>Gives back a lane whose page was copied whole; one that failed is disposed instead.</summary>
-    public void Return(CopyLane lane) => idle.Add(lane);
+    public void Return(CopyLane lane)
+    {
+        lock (idle)
+        {
+            if (!disposed)
+            {
+                idle.Add(lane);
+                return;
+            }
+        }
+
+        lane.Dispose(); // a page still in flight when the copy ended
+    }
 
     public void Dispose()
     {
+        lock (idle)
+        {
+            disposed = true;
+        }
+
         while (idle.TryTake(out var lane))
         {
             lane.Dispose();

@@ -38,6 +38,10 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     private static readonly byte[] AbsTtl = "ABSTTL"u8.ToArray();
     private SourceProbe probe = new();
 
+    // The slow copies in flight, by key: two of one key would share its temporary key (SCAN may return a key twice, and
+    // a retried page starts its slow copies again), so the second starts once the first has ended.
+    private readonly Dictionary<(int Database, RedisKey Key), Task> slow = [];
+
     /// <summary>Keys estimated larger than this are copied in chunks.</summary>
     /// <value>The default value is 8 MiB.</value>
     public long BigKeyBytes
@@ -184,7 +188,7 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         var others = new List<Task>();
         for (var attempt = 1; ; attempt++)
         {
-            var lane = await lanes!.RentAsync().ConfigureAwait(false);
+            var lane = await lanes!.RentAsync(fresh: attempt > 1).ConfigureAwait(false);
             try
             {
                 await CopyPageAsync(lane, from, to, keys, others).ConfigureAwait(false);
@@ -357,7 +361,9 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     /// time to live, and renames that into place: TARGET never shows half a value, and no transaction is needed (the
     /// client cannot drive Garnet's).
     /// </summary>
-    private async Task CopyByTypeAsync(IDatabase from, IDatabase to, RedisKey key)
+    private Task CopyByTypeAsync(IDatabase from, IDatabase to, RedisKey key) => OneAtATime(to, key, () => CopyByTypeNowAsync(from, to, key));
+
+    private async Task CopyByTypeNowAsync(IDatabase from, IDatabase to, RedisKey key)
     {
         var value = await TypedValue.ReadAsync(from, key).ConfigureAwait(false);
         if (value is null)
@@ -417,11 +423,13 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     }
 
     /// <summary>A big key: read in chunks into a temporary key beside it (same cluster slot), then renamed into place.</summary>
-    private async Task CopyInChunksAsync(IDatabase from, IDatabase to, RedisKey key)
+    private Task CopyInChunksAsync(IDatabase from, IDatabase to, RedisKey key) => OneAtATime(to, key, () => CopyInChunksNowAsync(from, to, key));
+
+    private async Task CopyInChunksNowAsync(IDatabase from, IDatabase to, RedisKey key)
     {
         if (TemporaryKey(key) is not { } temporary)
         {
-            await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+            await CopyByTypeNowAsync(from, to, key).ConfigureAwait(false);
             return;
         }
 
@@ -492,7 +500,7 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 
                 break;
             default:
-                await CopyByTypeAsync(from, to, key).ConfigureAwait(false);
+                await CopyByTypeNowAsync(from, to, key).ConfigureAwait(false);
                 return;
         }
 
@@ -513,6 +521,37 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         }
 
         Counters.Chunked();
+    }
+
+    private Task OneAtATime(IDatabase to, RedisKey key, Func<Task> copy)
+    {
+        var id = (to.Database, key);
+        Task next;
+        lock (slow)
+        {
+            next = AfterAsync(slow.GetValueOrDefault(id, Task.CompletedTask), copy);
+            slow[id] = next;
+        }
+
+        _ = next.ContinueWith(
+            _ =>
+            {
+                lock (slow)
+                {
+                    if (slow.TryGetValue(id, out var last) && last == next)
+                    {
+                        slow.Remove(id);
+                    }
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return next;
+
+        static async Task AfterAsync(Task before, Func<Task> copy)
+        {
+            await before.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ForceYielding);
+            await copy().ConfigureAwait(false);
+        }
     }
 
     /// <summary>

@@ -111,28 +111,32 @@ internal sealed class RespConnection : IDisposable
         var connection = new RespConnection(stream, name, TimeSpan.FromMilliseconds(options.AsyncTimeout));
         try
         {
-            if (options.Password is { } password)
+            // As StackExchange.Redis does: AUTH with the user when there is one, with the password alone otherwise.
+            var (user, password) = (options.User, options.Password);
+            var authenticates = !string.IsNullOrWhiteSpace(user) || !string.IsNullOrWhiteSpace(password);
+            if (!string.IsNullOrWhiteSpace(user))
             {
-                if (options.User is { } user)
-                {
-                    connection.Write(Auth, Encoding.UTF8.GetBytes(user), Encoding.UTF8.GetBytes(password));
-                }
-                else
-                {
-                    connection.Write(Auth, Encoding.UTF8.GetBytes(password));
-                }
+                connection.Write(Auth, Encoding.UTF8.GetBytes(user), Encoding.UTF8.GetBytes(password ?? string.Empty));
+            }
+            else if (authenticates)
+            {
+                connection.Write(Auth, Encoding.UTF8.GetBytes(password!));
             }
 
             connection.Write(Client, SetName, Encoding.UTF8.GetBytes(ClientNames.Coordinator));
             await connection.FlushAsync().ConfigureAwait(false);
             Array.Clear(connection.output); // no password left in memory the connection keeps
-            if (options.Password is not null && await connection.ReadAsync().ConfigureAwait(false) is { Kind: ReplyKind.Error })
+            var refused = authenticates && await connection.ReadAsync().ConfigureAwait(false) is { Kind: ReplyKind.Error };
+
+            // CLIENT renamed away: nothing lists clients there either. A refused AUTH matters only where the server
+            // then wants one (it refuses a password it does not require, as StackExchange.Redis lets pass).
+            if (await connection.ReadAsync().ConfigureAwait(false) is { Kind: ReplyKind.Error } named && refused
+                && connection.Message(named).StartsWith("NOAUTH", StringComparison.Ordinal))
             {
                 // The message is the server's, never the password; the admin connection was accepted with the same one.
                 throw new RedisConnectionException(ConnectionFailureType.AuthenticationFailure, CommandFlags.None, $"{name} rejected the credentials on the copy's connection.");
             }
 
-            _ = await connection.ReadAsync().ConfigureAwait(false); // CLIENT renamed away: nothing lists clients there either
             return connection;
         }
         catch
