@@ -152,7 +152,7 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(RespConnection.Serves(ConfigurationOptions.Parse("127.0.0.1:6379"), false, name => name == variable ? "/etc/redis/ca.pem" : null));
     }
 
-    // Review: several pages were in flight (the backfill runs 8), so several lanes sit idle; the server's idle timeout closes them all.
+    // Several pages were in flight (the backfill runs 8), so several lanes sit idle; the server's idle timeout closes them all.
     [Fact]
     public async Task Copy_EveryIdleLaneClosed_CopiesTheNextPage()
     {
@@ -171,9 +171,9 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal(400, await to.Server.DatabaseSizeAsync());
     }
 
-    // Review: the page's first attempt started the chunked copy of a big key before its TARGET connection (closed while
-    // idle) failed; the retry starts a second one of the same key beside the first, through the same temporary key.
-    // closed: false is the control.
+    // The page's first attempt started the chunked copy of a big key before its TARGET connection (closed while
+    // idle) failed; the retried page copies that key again, which must wait for the first copy (they share its temporary
+    // key). closed: false is the control.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -194,8 +194,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
         await AssertBigListAsync(to, items, failure);
     }
 
-    // Review: SCAN may return a key twice (while the server rehashes), and the backfill copies 8 pages at once, so one
-    // big key can be in two of them. Not new with the lanes: both paths share CopyInChunksAsync's temporary key.
+    // SCAN may return a key twice (while the server rehashes), and the backfill copies 8 pages at once, so one
+    // big key can be in two of them, on either path: its slow copies, which share its temporary key, run one at a time.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -212,7 +212,7 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
         await AssertBigListAsync(to, items, failure);
     }
 
-    // Review: the backfill's failing page ends MigrateByCopyAsync (the copier is disposed) while up to 7 other pages run.
+    // The backfill's failing page ends MigrateByCopyAsync (the copier is disposed) while up to 7 other pages run.
     [Fact]
     public async Task Dispose_WhileAPageIsInFlight_ClosesItsLaneWhenItEnds()
     {
@@ -232,7 +232,7 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
             "the lane's SOURCE connection to close", TimeSpan.FromSeconds(5));
     }
 
-    // Review: credentials StackExchange.Redis accepts (its admin connection works) are accepted by the lanes too: a
+    // Credentials StackExchange.Redis accepts (its admin connection works) are accepted by the lanes too: a
     // password the server does not require, an empty one, an ACL user without a password.
     [Theory]
     [InlineData("password the server does not require")]
