@@ -44,6 +44,12 @@ internal static class Commands
     private static readonly Setting VerifySample = Setting.Of("--verify-sample", "Copy: how many keys to compare before the switch; 0 compares every key.", 0L, (o, v) => o.VerifySample = v);
     private static readonly Setting BigKeyBytes = Setting.Of("--big-key-bytes", "Copy: keys estimated larger than this are copied in chunks and renamed into place.", 8L << 20, (o, v) => o.BigKeyBytes = v);
 
+    private static readonly Setting CopyConnections = Setting.Of(
+        "--copy-connections",
+        "Copy: own: the copy's own lean connections where both sides are one server named directly (TLS included); shared: every copy command through StackExchange.Redis (always into a cluster, through a Sentinel or a tunnel).",
+        Coordinator.CopyConnections.Own,
+        (o, v) => o.CopyConnections = v);
+
     private static readonly Setting MaxPause = Setting.Of("--max-pause", "Handoff: the longest writes are held while the primary role moves; past half of it the handoff is called off and nothing changes.", TimeSpan.FromSeconds(2), (o, v) => o.MaxPause = v);
 
     private static readonly Option<bool> Json = new("--json") { Description = "Write JSON events (one object per line, ISO-8601 timestamps, durations in seconds) instead of tables." };
@@ -74,7 +80,7 @@ internal static class Commands
         Verb("promote", "Fences SOURCE's writes, waits for TARGET to catch up, promotes TARGET, snapshots SOURCE.", "promote --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout, PromotionTimeout, AllowUnknownClients], async run => run.Show(await run.Coordinator.PromoteAsync(run.Cancellation))),
         Verb("migrate", "Every phase end to end; exit 0 once TARGET is the primary and every instance reports it. After 'rollback', hands over to TARGET again.", "migrate --migration orders-2026-11 --expect-instances 12",
-            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients, Sync, VerifySample, BigKeyBytes], Migrate, [DryRun]),
+            [AllowTargetData, ExpectInstances, SyncTimeout, InstancesTimeout, PromotionTimeout, MaxLag, Cutover, MaxPause, AllowUnknownClients, Sync, VerifySample, BigKeyBytes, CopyConnections], Migrate, [DryRun]),
         Verb("rollback", "After a handoff: hands the primary role back to SOURCE the same way; exit 0 once SOURCE is primary, TARGET its replica, every instance on SOURCE.", "rollback --migration orders-2026-11 --expect-instances 12",
             [ExpectInstances, InstancesTimeout, MaxLag, MaxPause, AllowUnknownClients], async run => run.Show(await run.Coordinator.RollbackAsync(run.Cancellation))),
         Verb("finish", "Ends the migration on the side that is primary: the other stops replicating, refuses writes and is snapshotted; instances stay.", "finish --migration orders-2026-11",

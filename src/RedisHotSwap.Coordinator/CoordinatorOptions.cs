@@ -95,6 +95,10 @@ public sealed class CoordinatorOptions
     [Range(1024, long.MaxValue)]
     public long BigKeyBytes { get; set; } = 8L << 20;
 
+    /// <summary>Copy: which connections carry the copy's commands.</summary>
+    /// <value>The default value is <see cref="CopyConnections.Own"/>.</value>
+    public CopyConnections CopyConnections { get; set; } = CopyConnections.Own;
+
     /// <summary>How often the servers and instances are read while waiting.</summary>
     /// <value>The default value is 250 milliseconds.</value>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00", ErrorMessage = "must be between 10 ms and 1 minute.")]

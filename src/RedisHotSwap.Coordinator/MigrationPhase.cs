@@ -62,6 +62,19 @@ public enum SyncMode
     Copy = 1,
 }
 
+/// <summary>Copy mode: which connections carry the copy's commands.</summary>
+public enum CopyConnections
+{
+    /// <summary>
+    /// The copy's own lean connections, one pair per page in flight, where both sides are one server named directly (TLS
+    /// included); elsewhere (a cluster, a Sentinel, a tunnel, renamed commands) as <see cref="Shared"/>.
+    /// </summary>
+    Own = 0,
+
+    /// <summary>Every copy command through the coordinator's StackExchange.Redis connections.</summary>
+    Shared = 1,
+}
+
 /// <summary>How the cutover moves the instances.</summary>
 public enum CutoverMode
 {

@@ -7,7 +7,9 @@ namespace RedisHotSwap.Benchmarks;
 
 /// <summary>
 /// Copy mode, measured (<c>--copy [keys] [cutovers] [loops]</c>): the backfill's rate for small keys (keys/s: in a fresh
-/// process, then three times more as the runtime's optimisation of its code settles) and for large values (MB/s), each on two fresh servers with no instance running, with the CPU each process spent per key;
+/// process, then three times more as the runtime's optimisation of its code settles; each time over the copy's own
+/// connections and through StackExchange.Redis, interleaved, with their ratio) and for large values (MB/s), each on two
+/// fresh servers with no instance running, with the CPU each process spent per key;
 /// then the cutover pause under the checked load of three instances in processes of their own (<c>loops</c> loops each, 32 by default: the more loops, the more writes a second), over
 /// <c>cutovers</c> migrations: the coordinator's write hold (fence to the last instance on TARGET), the longest any
 /// single command of any instance waited, and the write rate the load reached.
@@ -17,18 +19,26 @@ internal static class CopyRun
     public static async Task<int> RunAsync(int keys, int runs, int loops)
     {
         ThreadPool.SetMinThreads(16, 16); // as the CLI does: the coordinator runs here, the instances in processes of their own
-        // Twice: the first backfill in a process also pays for compiling the copy's code (a fixed cost of one to three
-        // CPU seconds here, which a migration of millions of keys spreads thin); the second shows the rate it then keeps.
-        // The runtime keeps optimising the hot code for a while (tiered compilation): the later runs show the rate a
-        // long backfill settles at.
-        foreach (var run in new[] { "first in this process", "again, compiled", "a third time", "a fourth time" })
+        // Four rounds: the first backfill in a process also pays for compiling the copy's code (a fixed cost of one to three
+        // CPU seconds here, which a migration of millions of keys spreads thin); the runtime keeps optimising the hot code
+        // for a while (tiered compilation): the later rounds show the rate a long backfill settles at. Each round runs the
+        // copy's own connections and StackExchange.Redis's path (--copy-connections), in turn first, for their ratio.
+        var rounds = new[] { "first in this process", "again, compiled", "a third time", "a fourth time" };
+        for (var round = 0; round < rounds.Length; round++)
         {
-            var small = await BackfillAsync(keys, valueBytes: 16);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {keys:N0} keys of 16 B ({run}): {small:0.00} s, {keys / small:N0} keys/s"));
+            var rates = new Dictionary<CopyConnections, double>();
+            foreach (var connections in round % 2 == 0 ? new[] { CopyConnections.Own, CopyConnections.Shared } : [CopyConnections.Shared, CopyConnections.Own])
+            {
+                var seconds = await BackfillAsync(keys, valueBytes: 16, connections);
+                rates[connections] = keys / seconds;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {keys:N0} keys of 16 B ({rounds[round]}, {connections} connections): {seconds:0.00} s, {keys / seconds:N0} keys/s"));
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  own connections against shared: {rates[CopyConnections.Own] / rates[CopyConnections.Shared]:0.00}x"));
         }
 
         const int large = 200;
-        var big = await BackfillAsync(large, valueBytes: 1 << 20);
+        var big = await BackfillAsync(large, valueBytes: 1 << 20, CopyConnections.Own);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"backfill, {large} keys of 1 MiB: {big:0.00} s, {large / big:N1} MB/s"));
 
         var pauses = new List<(double Held, double Longest, double WritesPerSecond)>();
@@ -50,7 +60,7 @@ internal static class CopyRun
         return 0;
     }
 
-    private static async Task<double> BackfillAsync(int count, int valueBytes)
+    private static async Task<double> BackfillAsync(int count, int valueBytes, CopyConnections connections)
     {
         await using var source = await RedisServerProcess.StartAsync();
         await using var target = await RedisServerProcess.StartAsync();
@@ -71,6 +81,7 @@ internal static class CopyRun
             Target = target.ConfigurationString,
             MigrationId = "benchmark",
             Sync = SyncMode.Copy,
+            CopyConnections = connections,
             ExpectedInstances = 0,
             VerifySample = valueBytes > 1024 ? 10 : 1_000, // the backfill is measured; verification reads both sides whole
             PollInterval = TimeSpan.FromMilliseconds(20),

@@ -131,7 +131,7 @@ public sealed partial class MigrationCoordinator
             state = await store.WriteWholeAsync(state with { Sync = SyncMode.Copy }, Target).ConfigureAwait(false);
         }
 
-        using var copier = new KeyCopier(Source.Connection, Target.Connection, CopyLanes.For(Source, Target)) { BigKeyBytes = options.BigKeyBytes };
+        using var copier = new KeyCopier(Source.Connection, Target.Connection, options.CopyConnections == CopyConnections.Own ? CopyLanes.For(Source, Target) : null) { BigKeyBytes = options.BigKeyBytes };
         if (state.Phase == MigrationPhase.Switching)
         {
             return await SwitchToTargetAsync(state, fencedAt: null, cancellationToken).ConfigureAwait(false);

@@ -101,9 +101,12 @@ public sealed class CopyMigrationTests(ITestOutputHelper output)
         RedisKey[] big = ["big:string", "big:hash", "big:set", "big:zset", "big:list", "big:stream"];
         var small = await TypedData.SeedAsync(db, "small", 300);
 
-        var (exit, said) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy", "--expect-instances", "0", "--big-key-bytes", "16384", UnlistedClients);
+        // Through StackExchange.Redis (the other end-to-end tests between two servers go over the copy's own connections).
+        var (exit, said) = await CoordinatorCli.RunAsync(migration, id, "migrate", "--sync", "copy", "--expect-instances", "0", "--big-key-bytes", "16384", "--copy-connections", "shared", UnlistedClients);
         output.WriteLine(said);
         Assert.True(exit == 0, said);
+        Assert.Contains("through StackExchange.Redis", said, StringComparison.Ordinal);
+        Assert.DoesNotContain("over the copy's own connections", said, StringComparison.Ordinal);
         var chunked = System.Text.RegularExpressions.Regex.Matches(said, @"([\d,]+) in chunks").Select(m => long.Parse(m.Groups[1].Value.Replace(",", string.Empty, StringComparison.Ordinal), System.Globalization.CultureInfo.InvariantCulture)).LastOrDefault();
         Assert.True(chunked >= big.Length, $"{chunked} keys copied in chunks, {big.Length} expected at least: {said}");
         Assert.Empty(await TypedData.DifferencesAsync(migration.SourceDb, migration.TargetDb, [.. big, .. small]));
