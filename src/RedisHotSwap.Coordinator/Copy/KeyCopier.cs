@@ -38,8 +38,8 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     private static readonly byte[] AbsTtl = "ABSTTL"u8.ToArray();
     private SourceProbe probe = new();
 
-    // The slow copies in flight, by key: two of one key would share its temporary key (SCAN may return a key twice, and
-    // a retried page starts its slow copies again), so the second starts once the first has ended.
+    // The slow copies in flight, by temporary key: two of one key, or of two keys such as "x" and "{x}", would share it
+    // (SCAN may return a key twice, and a retried page starts its slow copies again), so the second starts once the first has ended.
     private readonly Dictionary<(int Database, RedisKey Key), Task> slow = [];
 
     /// <summary>Keys estimated larger than this are copied in chunks.</summary>
@@ -525,7 +525,8 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 
     private Task OneAtATime(IDatabase to, RedisKey key, Func<Task> copy)
     {
-        var id = (to.Database, key);
+        // By temporary key, not by key: "x" and "{x}" share one ("{x}:...copying").
+        var id = (to.Database, TemporaryKey(key) ?? key);
         Task next;
         lock (slow)
         {
