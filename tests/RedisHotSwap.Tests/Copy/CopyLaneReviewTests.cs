@@ -34,6 +34,103 @@ public sealed class CopyLaneReviewTests
         Assert.Equal((await db.HashGetAllAsync("{x}")).Select(e => e.ToString()).Order(), (await target0.HashGetAllAsync("{x}")).Select(e => e.ToString()).Order());
     }
 
+    // A load balancer or NAT in front of a managed service drops an idle flow silently (no RST): the lane's next page
+    // then meets no reply at all. An idle lane the server closed is replaced; one dropped silently should be too.
+    [Fact]
+    public async Task Copy_IdleLaneDroppedSilently_CopiesThePageOnAFreshLane()
+    {
+        await using var source = await RedisServerProcess.StartAsync();
+        await using var target = await RedisServerProcess.StartAsync();
+        using var proxy = new DroppingProxy(source.Port);
+        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
+        await using var viaProxy = await RedisNode.ConnectAsync("SOURCE", $"127.0.0.1:{proxy.Port},password={source.Password},asyncTimeout=1000", CancellationToken.None);
+        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await from.Connection.GetDatabase().StringSetAsync("k", "v");
+        using var copier = new KeyCopier(from.Connection, to.Connection, new CopyLanes(viaProxy, to));
+        await copier.CopyAsync(0, ["k"]); // the lane is open, then sits idle
+
+        proxy.DropEveryFlow(); // the flows open now get nothing through any more; new ones do
+        await copier.CopyAsync(0, ["k"]);
+        Assert.Equal("v", await to.Connection.GetDatabase().StringGetAsync("k"));
+    }
+
+    private sealed class DroppingProxy : IDisposable
+    {
+        private readonly TcpListener listener = new(System.Net.IPAddress.Loopback, 0);
+        private readonly List<(TcpClient Client, TcpClient Server, CancellationTokenSource Stop)> flows = [];
+        private readonly CancellationTokenSource closing = new();
+
+        public DroppingProxy(int serverPort)
+        {
+            listener.Start();
+            _ = AcceptAsync(serverPort);
+        }
+
+        public int Port => ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+
+        public void DropEveryFlow()
+        {
+            lock (flows)
+            {
+                flows.ForEach(f => f.Stop.Cancel());
+            }
+        }
+
+        public void Dispose()
+        {
+            closing.Cancel();
+            listener.Stop();
+            lock (flows)
+            {
+                flows.ForEach(f => { f.Stop.Cancel(); f.Client.Dispose(); f.Server.Dispose(); });
+            }
+        }
+
+        private async Task AcceptAsync(int serverPort)
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await listener.AcceptTcpClientAsync(closing.Token);
+                    var server = new TcpClient();
+                    await server.ConnectAsync(System.Net.IPAddress.Loopback, serverPort, closing.Token);
+                    var stop = new CancellationTokenSource();
+                    lock (flows)
+                    {
+                        flows.Add((client, server, stop));
+                    }
+
+                    _ = PumpAsync(client.GetStream(), server.GetStream(), stop.Token);
+                    _ = PumpAsync(server.GetStream(), client.GetStream(), stop.Token);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+
+        // Forwards until dropped; after that it reads and discards, as a middlebox that forgot the flow would.
+        private static async Task PumpAsync(Stream from, Stream to, CancellationToken dropped)
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                int read;
+                while ((read = await from.ReadAsync(buffer)) > 0)
+                {
+                    if (!dropped.IsCancellationRequested)
+                    {
+                        await to.WriteAsync(buffer.AsMemory(0, read));
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException or SocketException)
+            {
+            }
+        }
+    }
+
     // Every reply a lane parses, delivered one byte per read (a real server's bytes, a stream that hands them on slowly).
     [Fact]
     public async Task Read_RepliesSplitAtEveryByte_ParsedAsWhole()
