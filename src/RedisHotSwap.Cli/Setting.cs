@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using RedisHotSwap.Coordinator;
 
 namespace RedisHotSwap.Cli;
@@ -20,7 +21,28 @@ internal sealed class Setting
     public static Setting Of<T>(string name, string description, T defaultValue, Action<CoordinatorOptions, T> set, bool hidden = false)
     {
         var option = new Option<T>(name) { Description = description, DefaultValueFactory = _ => defaultValue, Hidden = hidden };
+        if (typeof(T).IsEnum)
+        {
+            option.CustomParser = result => (T)Named(name, typeof(T), result)!;
+        }
+
         return new Setting(option, (parse, options) => set(options, parse.GetValue(option)!));
+    }
+
+    /// <summary>
+    /// A choice by its name, any case (<c>own</c>, <c>Own</c>); not by number, nor several joined by commas, which
+    /// <see cref="Enum.Parse(Type, string, bool)"/> would take for a value no option has.
+    /// </summary>
+    private static object? Named(string option, Type choices, ArgumentResult result)
+    {
+        var token = result.Tokens.Count > 0 ? result.Tokens[^1].Value : string.Empty;
+        if (Enum.GetNames(choices).FirstOrDefault(n => string.Equals(n, token, StringComparison.OrdinalIgnoreCase)) is { } chosen)
+        {
+            return Enum.Parse(choices, chosen);
+        }
+
+        result.AddError($"{option} takes one of: {string.Join(", ", Enum.GetNames(choices).Select(n => n.ToLowerInvariant()))}.");
+        return Activator.CreateInstance(choices);
     }
 
     /// <summary>

@@ -73,6 +73,15 @@ internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposabl
         lane.Dispose(); // a page still in flight when the copy ended
     }
 
+    /// <summary>Closes every idle lane: one of them failed after sitting idle, and the others sat as long.</summary>
+    public void CloseIdle()
+    {
+        while (idle.TryTake(out var lane))
+        {
+            lane.Dispose();
+        }
+    }
+
     public void Dispose()
     {
         lock (idle)
@@ -80,9 +89,6 @@ internal sealed class CopyLanes(RedisNode source, RedisNode target) : IDisposabl
             disposed = true;
         }
 
-        while (idle.TryTake(out var lane))
-        {
-            lane.Dispose();
-        }
+        CloseIdle();
     }
 }

@@ -27,6 +27,9 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     private const long GroupBytes = 8L << 20;
     // By a payload's type byte: read without a lock on every key (a stale read costs one refused RESTORE, which falls back).
     private readonly bool[] refusedTypes = new bool[256];
+    // How long a lane that sat idle has to answer a PING before it is taken for dropped and replaced.
+    private static readonly TimeSpan IdleCheck = TimeSpan.FromSeconds(1);
+
     // Bytes of RESTOREs a lane buffers before it sends them on, while it still reads the DUMPs behind them.
     private const int FlushBytes = 256 * 1024;
     private static readonly byte[] Pttl = "PTTL"u8.ToArray();
@@ -180,8 +183,9 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
     /// <summary>
     /// <see cref="CopyAsync"/> over a lane of the copy's own connections: the same commands and the same choices, with
     /// each <c>DUMP</c>'s payload copied from SOURCE's reply into TARGET's <c>RESTORE</c> as it is read. A lane whose
-    /// connection failed after it sat idle is replaced once (the server may close idle connections; copying a page
-    /// again is harmless: it reads SOURCE anew).
+    /// connection failed after it sat idle (closed by the server, or dropped without a word: see the PINGs in
+    /// <see cref="CopyPageAsync"/>) is replaced by a fresh one, once, and the lanes idle with it are closed (copying a
+    /// page again is harmless: it reads SOURCE anew).
     /// </summary>
     private async Task CopyOverLaneAsync(IDatabase from, IDatabase to, RedisKey[] keys)
     {
@@ -198,6 +202,7 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
             catch (RedisConnectionException) when (lane.Reused && attempt == 1)
             {
                 lane.Dispose();
+                lanes.CloseIdle(); // as old as this one
             }
             catch
             {
@@ -211,9 +216,17 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
 
     private async Task CopyPageAsync(CopyLane lane, IDatabase from, IDatabase to, RedisKey[] keys, List<Task> others)
     {
-        var reader = lane.Source;
+        var (reader, writer) = (lane.Source, lane.Target);
         var names = Array.ConvertAll(keys, k => (byte[])k!);
         var sized = !probe.SizeUnknown;
+        if (lane.Reused)
+        {
+            // An idle lane may have been dropped without a word: a PING on each side, answered before anything is
+            // written to TARGET, tells (a failure here leaves nothing behind, and the page goes on a fresh lane).
+            reader.WritePing();
+            writer.WritePing();
+            await writer.FlushAsync().ConfigureAwait(false);
+        }
 
         // First wave: PTTL and MEMORY USAGE of every key.
         var askedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -233,6 +246,11 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
         }
 
         await reader.FlushAsync().ConfigureAwait(false);
+        if (lane.Reused)
+        {
+            await reader.ReadPongAsync(IdleCheck).ConfigureAwait(false);
+        }
+
         await reader.ReadSelectedAsync(selected).ConfigureAwait(false);
         var ttls = new long[names.Length];
         var sizes = new long[names.Length];
@@ -252,6 +270,11 @@ internal sealed class KeyCopier(IConnectionMultiplexer source, IConnectionMultip
                     probe.SizeUnknown = true; // SOURCE refuses MEMORY: every key is dumped whole
                 }
             }
+        }
+
+        if (lane.Reused)
+        {
+            await writer.ReadPongAsync(IdleCheck).ConfigureAwait(false);
         }
 
         // Then DUMP and RESTORE, in groups of at most GroupBytes by SOURCE's estimate.

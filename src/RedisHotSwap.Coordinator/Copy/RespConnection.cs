@@ -40,12 +40,15 @@ internal sealed class RespConnection : IDisposable
     private static readonly string[] AmbientCertificates = ["SERedis_IssuerCertPath", "SERedis_ClientCertPfxPath", "SERedis_ClientCertPemPath"];
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private static readonly byte[] Auth = "AUTH"u8.ToArray();
+    private static readonly byte[] Ping = "PING"u8.ToArray();
     private static readonly byte[] Client = "CLIENT"u8.ToArray();
     private static readonly byte[] SetName = "SETNAME"u8.ToArray();
 
     private readonly Stream stream;
     private readonly string name;
     private readonly TimeSpan timeout;
+    // The longest a read may wait now: the timeout, or less while a PING checks an idle connection.
+    private TimeSpan wait;
     private CancellationTokenSource deadline = new();
     private byte[] output = new byte[InitialBuffer];
     private int written;
@@ -58,6 +61,7 @@ internal sealed class RespConnection : IDisposable
         this.stream = stream;
         this.name = name;
         this.timeout = timeout;
+        wait = timeout;
     }
 
     /// <summary>The database the connection last selected.</summary>
@@ -89,6 +93,11 @@ internal sealed class RespConnection : IDisposable
     {
         var name = $"{side} ({host}:{port})";
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+
+        // Kept alive between the copy's phases, as idle flows are forgotten by load balancers and NATs after minutes.
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 60);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 10);
         using (var connecting = new CancellationTokenSource(options.ConnectTimeout))
         {
             try
@@ -195,6 +204,35 @@ internal sealed class RespConnection : IDisposable
         if (selected && await ReadAsync().ConfigureAwait(false) is { Kind: ReplyKind.Error } error)
         {
             throw new RedisConnectionException(ConnectionFailureType.InternalFailure, CommandFlags.None, $"{name} refused SELECT: {Message(error)}");
+        }
+    }
+
+    /// <summary>Writes <c>PING</c>; <see cref="ReadPongAsync"/> reads its answer.</summary>
+    public void WritePing() => Write(Ping);
+
+    /// <summary>
+    /// Reads the answer to <see cref="WritePing"/> within <paramref name="within"/> (at most the timeout): a connection
+    /// that sat idle may have been dropped without a word (a load balancer's or a NAT's idle timeout), and is then known
+    /// dead before anything that writes was sent on it.
+    /// </summary>
+    /// <exception cref="RedisConnectionException">No answer in time: the connection is not used again.</exception>
+    public async ValueTask ReadPongAsync(TimeSpan within)
+    {
+        wait = within < timeout ? within : timeout;
+        try
+        {
+            if (await ReadAsync().ConfigureAwait(false) is not { Kind: ReplyKind.Simple })
+            {
+                throw Malformed();
+            }
+        }
+        catch (RedisTimeoutException)
+        {
+            throw new RedisConnectionException(ConnectionFailureType.SocketFailure, CommandFlags.None, $"{name} did not answer PING within {wait.TotalMilliseconds:0} ms after the copy's connection sat idle.");
+        }
+        finally
+        {
+            wait = timeout;
         }
     }
 
@@ -357,7 +395,7 @@ internal sealed class RespConnection : IDisposable
             Array.Resize(ref input, Math.Max(needed, input.Length * 2));
         }
 
-        deadline.CancelAfter(timeout);
+        deadline.CancelAfter(wait);
         int read;
         try
         {
@@ -404,7 +442,7 @@ internal sealed class RespConnection : IDisposable
     }
 
     private Exception Failed(Exception ex) => ex is OperationCanceledException
-        ? new RedisTimeoutException(CommandFlags.None, $"{name} did not answer the copy within {timeout.TotalMilliseconds:0} ms (asyncTimeout).", CommandStatus.Sent)
+        ? new RedisTimeoutException(CommandFlags.None, $"{name} did not answer the copy within {wait.TotalMilliseconds:0} ms (asyncTimeout).", CommandStatus.Sent)
         : new RedisConnectionException(ConnectionFailureType.SocketFailure, CommandFlags.None, $"{name} failed on the copy's connection: {ex.GetType().Name}.");
 
     private RedisConnectionException Malformed() =>

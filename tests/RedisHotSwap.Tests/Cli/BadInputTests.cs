@@ -35,6 +35,9 @@ public sealed class BadInputTests
         yield return new("misspelled option with a secret", ["check", "--sorce", $"{source.Endpoint},password={Secret}"], "'--sorce'");
         yield return new("value that does not parse", ["migrate", "--expect-instances", "many"], "--expect-instances");
         yield return new("negative instances", ["migrate", "--expect-instances", "-1"], "ExpectedInstances");
+        yield return new("a choice that is no choice", ["migrate", "--sync", "copy", "--copy-connections", "fast"], "--copy-connections takes one of: own, shared.");
+        yield return new("a choice by number", ["migrate", "--sync", "1"], "--sync takes one of: replication, copy.");
+        yield return new("two choices at once", ["migrate", "--cutover", "handoff,window"], "--cutover takes one of:");
         yield return new("zero promotion timeout", ["promote", "--promotion-timeout", "0"], "PromotionTimeout: must be between 1 ms and 10 minutes");
         yield return new("huge promotion timeout", ["promote", "--promotion-timeout", "99.00:00:00"], "PromotionTimeout: must be between 1 ms and 10 minutes");
         yield return new("zero sync timeout", ["replicate", "--sync-timeout", "00:00:00"], "SyncTimeout: must be between 1 ms and 7 days");

@@ -7,11 +7,14 @@ using StackExchange.Redis;
 
 namespace RedisHotSwap.Tests.Copy;
 
-/// <summary>Second review of the copy lanes: temporary keys two keys share, and replies split at every byte.</summary>
-public sealed class CopyLaneReviewTests
+/// <summary>
+/// The copy under what key names and networks do: two keys that share one temporary key, an idle connection dropped
+/// without a word, replies split at every byte.
+/// </summary>
+public sealed class CopyLaneFaultTests
 {
-    // "x" and "{x}" have one temporary key ("{x}:__redis-hotswap:copying"), but OneAtATime serialises by key, so their
-    // chunked copies in one page interleave on it: each key must still hold its own fields on TARGET.
+    // "x" and "{x}" have one temporary key ("{x}:__redis-hotswap:copying"): their chunked copies in one page must run
+    // one after the other, and each key hold its own fields on TARGET.
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -35,7 +38,7 @@ public sealed class CopyLaneReviewTests
     }
 
     // A load balancer or NAT in front of a managed service drops an idle flow silently (no RST): the lane's next page
-    // then meets no reply at all. An idle lane the server closed is replaced; one dropped silently should be too.
+    // then meets no reply at all. Like an idle lane the server closed, it is replaced, before anything is written.
     [Fact]
     public async Task Copy_IdleLaneDroppedSilently_CopiesThePageOnAFreshLane()
     {
