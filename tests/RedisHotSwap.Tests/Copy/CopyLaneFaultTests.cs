@@ -20,10 +20,8 @@ public sealed class CopyLaneFaultTests
     [InlineData(false)]
     public async Task Copy_TwoBigKeysSharingATemporaryKey_EachHoldsItsOwnValue(bool lanes)
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         Assert.Equal(KeyCopier.TemporaryKey("x"), KeyCopier.TemporaryKey("{x}"));
         var db = from.Connection.GetDatabase();
         await db.HashSetAsync("x", [.. Enumerable.Range(0, 5000).Select(i => new HashEntry($"plain:{i}", i))]);
@@ -42,12 +40,10 @@ public sealed class CopyLaneFaultTests
     [Fact]
     public async Task Copy_IdleLaneDroppedSilently_CopiesThePageOnAFreshLane()
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
+        await using var sides = await CopySides.StartAsync();
+        var (source, _, from, to) = sides;
         using var proxy = new DroppingProxy(source.Port);
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
         await using var viaProxy = await RedisNode.ConnectAsync("SOURCE", $"127.0.0.1:{proxy.Port},password={source.Password},asyncTimeout=1000", CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
         await from.Connection.GetDatabase().StringSetAsync("k", "v");
         using var copier = new KeyCopier(from.Connection, to.Connection, new CopyLanes(viaProxy, to));
         await copier.CopyAsync(0, ["k"]); // the lane is open, then sits idle

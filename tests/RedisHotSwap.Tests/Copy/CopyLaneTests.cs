@@ -18,10 +18,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(false)]
     public async Task Copy_EveryTypeAndSize_TargetHoldsWhatSourceHolds(bool lanes)
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var keys = await SeedAsync(from.Connection);
         await to.Connection.GetDatabase(0).StringSetAsync("never-on-source", "left from before");
 
@@ -62,10 +60,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task Copy_AfterTheServersClosedTheIdleLanes_CopiesTheNextPage()
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var db = from.Connection.GetDatabase();
         await Task.WhenAll(Enumerable.Range(0, 200).Select(i => db.StringSetAsync($"k:{i}", i)));
         using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
@@ -83,10 +79,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task Copy_SourceStopsAnswering_FailsWithinItsTimeoutWithoutThePassword()
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString + ",asyncTimeout=500", CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync(sourceConfiguration: s => s.ConfigurationString + ",asyncTimeout=500");
+        var (source, target, from, to) = sides;
         await from.Connection.GetDatabase().StringSetAsync("k", "v");
         using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
         await copier.CopyAsync(0, ["k"]); // the lane is open
@@ -156,10 +150,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task Copy_EveryIdleLaneClosed_CopiesTheNextPage()
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var db = from.Connection.GetDatabase();
         await Task.WhenAll(Enumerable.Range(0, 400).Select(i => db.StringSetAsync($"k:{i}", i)));
         using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
@@ -179,10 +171,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(false)]
     public async Task Copy_ReusedLaneFailsAfterABigKeyStarted_TargetHoldsTheListOnce(bool closed)
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var items = await SeedBigListAsync(from.Connection.GetDatabase());
         await from.Connection.GetDatabase().StringSetAsync("small", "v");
         using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to)) { BigKeyBytes = 4096 };
@@ -201,10 +191,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(false)]
     public async Task Copy_SameBigKeyInTwoPagesAtOnce_TargetHoldsItWhole(bool lanes)
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var items = await SeedBigListAsync(from.Connection.GetDatabase());
         using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null) { BigKeyBytes = 4096 };
 
@@ -216,10 +204,8 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public async Task Dispose_WhileAPageIsInFlight_ClosesItsLaneWhenItEnds()
     {
-        await using var source = await RedisServerProcess.StartAsync();
-        await using var target = await RedisServerProcess.StartAsync();
-        await using var from = await RedisNode.ConnectAsync("SOURCE", source.ConfigurationString, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync();
+        var (source, target, from, to) = sides;
         var db = from.Connection.GetDatabase();
         await Task.WhenAll(Enumerable.Range(0, 100).Select(i => db.StringSetAsync($"k:{i}", i)));
         var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
@@ -241,16 +227,15 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_CredentialsTheAdminConnectionAccepts_CopiesOverTheLanes(string credentials)
     {
         var user = credentials == "user without a password";
-        await using var source = await RedisServerProcess.StartAsync(settings: user ? ["user app on nopass ~* &* +@all", "user default off"] : ["requirepass \"\""]);
-        await using var target = await RedisServerProcess.StartAsync();
-        var configuration = credentials switch
-        {
-            "empty password" => source.Endpoint + ",password=",
-            "user without a password" => source.Endpoint + ",user=app",
-            _ => source.ConfigurationString,
-        };
-        await using var from = await RedisNode.ConnectAsync("SOURCE", configuration, CancellationToken.None);
-        await using var to = await RedisNode.ConnectAsync("TARGET", target.ConfigurationString, CancellationToken.None);
+        await using var sides = await CopySides.StartAsync(
+            sourceSettings: user ? ["user app on nopass ~* &* +@all", "user default off"] : ["requirepass \"\""],
+            sourceConfiguration: source => credentials switch
+            {
+                "empty password" => source.Endpoint + ",password=",
+                "user without a password" => source.Endpoint + ",user=app",
+                _ => source.ConfigurationString,
+            });
+        var (_, _, from, to) = sides;
         await from.Connection.GetDatabase().StringSetAsync("k", "v");
         using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
         Assert.True(copier.HasLanes);
