@@ -21,13 +21,13 @@ public sealed class CopyLaneFaultTests
     public async Task Copy_TwoBigKeysSharingATemporaryKey_EachHoldsItsOwnValue(bool lanes)
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
+        var (_, _, from, to) = sides;
         Assert.Equal(KeyCopier.TemporaryKey("x"), KeyCopier.TemporaryKey("{x}"));
         var db = from.Connection.GetDatabase();
         await db.HashSetAsync("x", [.. Enumerable.Range(0, 5000).Select(i => new HashEntry($"plain:{i}", i))]);
         await db.HashSetAsync("{x}", [.. Enumerable.Range(0, 5000).Select(i => new HashEntry($"tagged:{i}", i))]);
 
-        using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null) { BigKeyBytes = 1024 };
+        using var copier = sides.Copier(lanes, bigKeyBytes: 1024);
         await copier.CopyAsync(0, ["x", "{x}"]);
 
         var target0 = to.Connection.GetDatabase();

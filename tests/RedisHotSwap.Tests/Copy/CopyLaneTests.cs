@@ -19,11 +19,11 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_EveryTypeAndSize_TargetHoldsWhatSourceHolds(bool lanes)
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
+        var (source, _, from, to) = sides;
         var keys = await SeedAsync(from.Connection);
         await to.Connection.GetDatabase(0).StringSetAsync("never-on-source", "left from before");
 
-        using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null);
+        using var copier = sides.Copier(lanes);
         Assert.Equal(lanes, copier.HasLanes);
         foreach (var database in keys.Keys)
         {
@@ -61,17 +61,16 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_AfterTheServersClosedTheIdleLanes_CopiesTheNextPage()
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
-        var db = from.Connection.GetDatabase();
-        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => db.StringSetAsync($"k:{i}", i)));
-        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
-        await copier.CopyAsync(0, [.. Enumerable.Range(0, 100).Select(i => (RedisKey)$"k:{i}")]);
+        var (source, target, _, to) = sides;
+        await sides.SeedAsync(200);
+        using var copier = sides.Copier();
+        await copier.CopyAsync(0, CopySides.Keys(0, 100));
 
         // As a server's idle timeout would: every connection that last ran one of the lane's commands is closed.
         Assert.Equal(1, await KillLaneConnectionsAsync(source, "dump"));
         Assert.Equal(1, await KillLaneConnectionsAsync(target, "restore"));
 
-        await copier.CopyAsync(0, [.. Enumerable.Range(100, 100).Select(i => (RedisKey)$"k:{i}")]);
+        await copier.CopyAsync(0, CopySides.Keys(100, 100));
         Assert.Equal(200, copier.Counters.Copied);
         Assert.Equal(200, await to.Server.DatabaseSizeAsync());
     }
@@ -80,9 +79,9 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_SourceStopsAnswering_FailsWithinItsTimeoutWithoutThePassword()
     {
         await using var sides = await CopySides.StartAsync(sourceConfiguration: s => s.ConfigurationString + ",asyncTimeout=500");
-        var (source, target, from, to) = sides;
+        var (source, _, from, _) = sides;
         await from.Connection.GetDatabase().StringSetAsync("k", "v");
-        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        using var copier = sides.Copier();
         await copier.CopyAsync(0, ["k"]); // the lane is open
 
         await using (var pauser = await ConnectionMultiplexer.ConnectAsync(source.ConfigurationString + ",allowAdmin=true"))
@@ -151,15 +150,14 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_EveryIdleLaneClosed_CopiesTheNextPage()
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
-        var db = from.Connection.GetDatabase();
-        await Task.WhenAll(Enumerable.Range(0, 400).Select(i => db.StringSetAsync($"k:{i}", i)));
-        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
-        await Task.WhenAll(Enumerable.Range(0, 3).Select(p => copier.CopyAsync(0, [.. Enumerable.Range(p * 100, 100).Select(i => (RedisKey)$"k:{i}")])));
+        var (source, _, _, to) = sides;
+        await sides.SeedAsync(400);
+        using var copier = sides.Copier();
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(p => copier.CopyAsync(0, CopySides.Keys(p * 100, 100))));
 
         Assert.Equal(3, await KillLaneConnectionsAsync(source, "dump"));
 
-        await copier.CopyAsync(0, [.. Enumerable.Range(300, 100).Select(i => (RedisKey)$"k:{i}")]);
+        await copier.CopyAsync(0, CopySides.Keys(300, 100));
         Assert.Equal(400, await to.Server.DatabaseSizeAsync());
     }
 
@@ -172,10 +170,10 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_ReusedLaneFailsAfterABigKeyStarted_TargetHoldsTheListOnce(bool closed)
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
+        var (_, target, from, to) = sides;
         var items = await SeedBigListAsync(from.Connection.GetDatabase());
         await from.Connection.GetDatabase().StringSetAsync("small", "v");
-        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to)) { BigKeyBytes = 4096 };
+        using var copier = sides.Copier(bigKeyBytes: 4096);
         await copier.CopyAsync(0, ["small"]); // the lane is open, then idle
 
         Assert.Equal(closed ? 1 : 0, closed ? await KillLaneConnectionsAsync(target, "restore") : 0);
@@ -192,9 +190,9 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Copy_SameBigKeyInTwoPagesAtOnce_TargetHoldsItWhole(bool lanes)
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
+        var (_, _, from, to) = sides;
         var items = await SeedBigListAsync(from.Connection.GetDatabase());
-        using var copier = new KeyCopier(from.Connection, to.Connection, lanes ? CopyLanes.For(from, to) : null) { BigKeyBytes = 4096 };
+        using var copier = sides.Copier(lanes, bigKeyBytes: 4096);
 
         var failure = await Record.ExceptionAsync(() => Task.WhenAll(copier.CopyAsync(0, ["big"]), copier.CopyAsync(0, ["big"])));
         await AssertBigListAsync(to, items, failure);
@@ -205,11 +203,10 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
     public async Task Dispose_WhileAPageIsInFlight_ClosesItsLaneWhenItEnds()
     {
         await using var sides = await CopySides.StartAsync();
-        var (source, target, from, to) = sides;
-        var db = from.Connection.GetDatabase();
-        await Task.WhenAll(Enumerable.Range(0, 100).Select(i => db.StringSetAsync($"k:{i}", i)));
-        var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
-        var page = copier.CopyAsync(0, [.. Enumerable.Range(0, 100).Select(i => (RedisKey)$"k:{i}")]);
+        var (source, _, _, to) = sides;
+        await sides.SeedAsync(100);
+        var copier = sides.Copier();
+        var page = copier.CopyAsync(0, CopySides.Keys(0, 100));
         copier.Dispose();
         await page;
         await using var admin = await ConnectionMultiplexer.ConnectAsync(source.ConfigurationString + ",allowAdmin=true");
@@ -237,7 +234,7 @@ public sealed class CopyLaneTests(Xunit.Abstractions.ITestOutputHelper output)
             });
         var (_, _, from, to) = sides;
         await from.Connection.GetDatabase().StringSetAsync("k", "v");
-        using var copier = new KeyCopier(from.Connection, to.Connection, CopyLanes.For(from, to));
+        using var copier = sides.Copier();
         Assert.True(copier.HasLanes);
 
         await copier.CopyAsync(0, ["k"]);

@@ -1,5 +1,7 @@
+using RedisHotSwap.Coordinator.Copy;
 using RedisHotSwap.Coordinator.Servers;
 using RedisHotSwap.Testing;
+using StackExchange.Redis;
 
 namespace RedisHotSwap.Tests.Copy;
 
@@ -45,6 +47,20 @@ internal sealed class CopySides : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>A copier between the two sides, over the copy's own connections or through StackExchange.Redis.</summary>
+    public KeyCopier Copier(bool lanes = true, long bigKeyBytes = 8L << 20) =>
+        new(From.Connection, To.Connection, lanes ? CopyLanes.For(From, To) : null) { BigKeyBytes = bigKeyBytes };
+
+    /// <summary>Writes <c>k:0</c> to <c>k:{count - 1}</c> on SOURCE, each holding its number.</summary>
+    public Task SeedAsync(int count)
+    {
+        var db = From.Connection.GetDatabase();
+        return Task.WhenAll(Enumerable.Range(0, count).Select(i => db.StringSetAsync($"k:{i}", i)));
+    }
+
+    /// <summary>The names <see cref="SeedAsync"/> wrote, from <c>k:{start}</c>.</summary>
+    public static RedisKey[] Keys(int start, int count) => [.. Enumerable.Range(start, count).Select(i => (RedisKey)$"k:{i}")];
 
     public void Deconstruct(out RedisServerProcess source, out RedisServerProcess target, out RedisNode from, out RedisNode to) =>
         (source, target, from, to) = (Source, Target, From, To);
